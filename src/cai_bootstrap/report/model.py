@@ -1,0 +1,102 @@
+"""What a report shows, as typed data the pipeline fills from the run directory.
+
+Every section of a stage is optional: an empty list, an empty dict or None simply leaves the
+section (and its plot) out of the report.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..stats import Comparison, RateSummary
+
+# IFEval reports four accuracies; these are the names the report looks for, in this order.
+IFEVAL_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
+
+
+class GateOutcome(BaseModel):
+    """Whether a stage reached its target."""
+
+    model_config = ConfigDict(extra="forbid")
+    passed: bool = Field(description="True when the stage reached its target")
+    metric: str = Field(description="what was compared, e.g. 'trained prompt_strict CI low - baseline rate'")
+    achieved: float = Field(description="the value the stage reached")
+    needed: float = Field(description="the value the gate asked for")
+    reason: str = Field("", description="one line on why it passed or failed")
+
+
+class Example(BaseModel):
+    """One held-out prompt answered by both models, with the checks each answer passed."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(description="the instruction as the models saw it")
+    baseline: str = Field(description="the baseline model's answer")
+    trained: str = Field(description="the trained model's answer")
+    checks: list[str] = Field(default_factory=list, description="check names, e.g. constraint ids")
+    baseline_passed: list[bool] = Field(default_factory=list, description="one per check")
+    trained_passed: list[bool] = Field(default_factory=list, description="one per check")
+
+    @property
+    def improved(self) -> bool:
+        return all(self.trained_passed) and not all(self.baseline_passed)
+
+    @property
+    def regressed(self) -> bool:
+        return all(self.baseline_passed) and not all(self.trained_passed)
+
+    def marks(self, which: str) -> list[tuple[str, bool]]:
+        """(check name, passed) pairs for 'baseline' or 'trained'; unnamed checks get numbers."""
+        passed = self.baseline_passed if which == "baseline" else self.trained_passed
+        names = self.checks or [f"check {i + 1}" for i in range(len(passed))]
+        return list(zip(names, passed, strict=False))
+
+
+class StageReport(BaseModel):
+    """Everything known about one stage; fill what exists, leave the rest empty."""
+
+    model_config = ConfigDict(extra="forbid")
+    stage: int = Field(description="stage number, 1-based")
+    title: str = Field("", description="short stage title, e.g. 'verifiable constraints'")
+    comparison: Comparison | None = Field(None, description="baseline vs trained on held-out items")
+    ifeval: dict[str, dict[str, float]] | None = Field(
+        None, description="model tag -> {prompt_strict, prompt_loose, instruction_strict, instruction_loose}"
+    )
+    harmlessness: dict[str, RateSummary] | None = Field(
+        None, description="model tag -> rate of harmful prompts answered harmlessly"
+    )
+    over_refusal: dict[str, RateSummary] | None = Field(
+        None, description="model tag -> rate of benign prompts refused (lower is better)"
+    )
+    pair_stats: dict[str, Any] | None = Field(None, description="preference-pair counts and rates")
+    margins: list[float] = Field(default_factory=list, description="judge margins of the kept pairs")
+    diversity: dict[str, Any] | None = Field(None, description="self-instruct diversity statistics")
+    sft_curve: list[dict[str, Any]] = Field(
+        default_factory=list, description="trainer log rows: step, loss, ... (TRL log_history)"
+    )
+    dpo_curve: list[dict[str, Any]] = Field(
+        default_factory=list, description="trainer log rows: step, loss, rewards/accuracies, rewards/margins"
+    )
+    step_times: list[dict[str, Any]] = Field(
+        default_factory=list, description="one row per step, e.g. {step, seconds, items, items_per_s}"
+    )
+    gate: GateOutcome | None = Field(None, description="the stage gate's outcome")
+    examples: list[Example] = Field(default_factory=list, description="improved and regressed answers")
+    artifacts: dict[str, str] = Field(
+        default_factory=dict, description="label -> path relative to the report's folder"
+    )
+
+
+class ReportData(BaseModel):
+    """A whole run: header, warnings and one section per stage."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_name: str = Field(description="the run folder's name")
+    model: str = Field(description="the base model, e.g. 'embedded:gemma-3-270m'")
+    created: datetime = Field(description="when the report was made")
+    git_commit: str = Field("", description="commit of the code that made the run")
+    config_hash: str = Field("", description="hash of the resolved config")
+    warnings: list[str] = Field(default_factory=list, description="things the reader must know")
+    stages: list[StageReport] = Field(default_factory=list, description="one entry per stage")

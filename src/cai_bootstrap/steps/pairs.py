@@ -1,0 +1,285 @@
+"""Preference pairs (TRL prompt/chosen/rejected) from sampled answers and their revisions.
+
+Every two answers to one instruction form a candidate pair. The verifiers order it first (more
+constraints passed wins); a tie goes to the judge (self A/B judge or reward model). Filters drop
+empty, identical and near-identical pairs, judge-only pairs with a weak margin, judge-only pairs
+whose chosen side is much longer (judges favour length: Singhal et al. 2023, "A long way to go"),
+and pairs over the per-instruction cap. Every dropped candidate is recorded with its reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import combinations
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..log import log
+from ..records import Instruction, PreferencePair, Record, Response, SFTExample
+from ..tasks import frame
+from .judge import JudgeFn
+
+if TYPE_CHECKING:  # pair_stats imports this module's record types
+    from .pair_stats import PairStats
+
+
+class DropReason(StrEnum):
+    """Why a candidate pair was dropped, in the order the filters run."""
+
+    EMPTY = "empty"
+    IDENTICAL = "identical"
+    NEAR_IDENTICAL = "near_identical"
+    TIE_NO_JUDGE = "tie_no_judge"
+    JUDGE_BUDGET = "judge_budget"
+    WEAK_MARGIN = "weak_margin"
+    LENGTH_RATIO = "length_ratio"
+    PER_INSTRUCTION_CAP = "per_instruction_cap"
+
+
+class OrderSource(StrEnum):
+    """What ordered a pair; a pair's `reason` starts with this word."""
+
+    VERIFIER = "verifier"
+    JUDGE = "judge"
+    REWARD = "reward"
+
+
+class PairSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pairs_per_instruction: int = Field(2, ge=1, description="at most this many pairs per instruction")
+    drop_identical: bool = Field(True, description="drop pairs whose answers are equal up to whitespace")
+    max_jaccard: float = Field(
+        0.9, gt=0.0, le=1.0, description="drop pairs whose word-set Jaccard similarity is >= this"
+    )
+    min_margin: float = Field(0.5, ge=0.0, description="drop judge-ordered pairs with |margin| below this")
+    max_length_ratio: float | None = Field(
+        3.0,
+        gt=1.0,
+        description="drop judge-ordered pairs whose chosen is > this x longer (words); null = off",
+    )
+    max_judged_per_instruction: int = Field(
+        12, ge=0, description="verifier ties sent to the judge per instruction (compute bound)"
+    )
+
+
+class DroppedPair(Record):
+    instruction_id: str
+    a_id: str
+    b_id: str
+    reason: DropReason
+    detail: str = ""
+
+
+@dataclass
+class PairOutput:
+    pairs: list[PreferencePair]
+    dropped: list[DroppedPair]
+    stats: PairStats
+
+
+@dataclass
+class _Ordered:
+    instruction: Instruction
+    chosen: Response
+    rejected: Response
+    source: OrderSource
+    margin: float
+    reason: str
+    gap: int = 0  # verifier score difference
+
+
+_WORD = re.compile(r"\w+")
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def jaccard(a: str, b: str) -> float:
+    """Jaccard similarity of the lower-cased word sets; 1.0 for two empty texts."""
+    sa, sb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def score(response: Response) -> int:
+    """Verifier score: the number of constraints passed."""
+    return sum(response.passed)
+
+
+def _drop(a: Response, b: Response, reason: DropReason, detail: str = "") -> DroppedPair:
+    return DroppedPair(
+        id=f"{a.instruction_id}:{a.id}|{b.id}",
+        instruction_id=a.instruction_id,
+        a_id=a.id,
+        b_id=b.id,
+        reason=reason,
+        detail=detail,
+    )
+
+
+def text_filter(cfg: PairSettings, a: Response, b: Response) -> DroppedPair | None:
+    """The filters that look at the two texts only: empty, identical, near-identical."""
+    if not a.text.strip() or not b.text.strip():
+        return _drop(a, b, DropReason.EMPTY)
+    if cfg.drop_identical and normalise(a.text) == normalise(b.text):
+        return _drop(a, b, DropReason.IDENTICAL)
+    sim = jaccard(a.text, b.text)
+    if sim >= cfg.max_jaccard:
+        return _drop(a, b, DropReason.NEAR_IDENTICAL, f"jaccard {sim:.2f}")
+    return None
+
+
+def _by_verifier(instruction: Instruction, a: Response, b: Response) -> _Ordered:
+    chosen, rejected = (a, b) if score(a) > score(b) else (b, a)
+    n = max(len(instruction.constraints), 1)
+    sc, sr = score(chosen), score(rejected)
+    reason = f"{OrderSource.VERIFIER} {sc}/{n} vs {sr}/{n}"
+    return _Ordered(instruction, chosen, rejected, OrderSource.VERIFIER, (sc - sr) / n, reason, sc - sr)
+
+
+def _candidates(cfg: PairSettings, instruction: Instruction, answers: list[Response]):
+    """Split one instruction's candidate pairs into verifier-ordered, ties for the judge, and drops."""
+    ordered, ties, dropped = [], [], []
+    for a, b in combinations(answers, 2):
+        if (d := text_filter(cfg, a, b)) is not None:
+            dropped.append(d)
+        elif score(a) != score(b):
+            ordered.append(_by_verifier(instruction, a, b))
+        elif len(ties) >= cfg.max_judged_per_instruction:
+            dropped.append(_drop(a, b, DropReason.JUDGE_BUDGET))
+        else:
+            ties.append((instruction, a, b))
+    return ordered, ties, dropped
+
+
+def _judge_ties(cfg: PairSettings, ties: list, judge_fn: JudgeFn | None) -> tuple[list, list]:
+    """Order verifier ties by the judge; drop weak margins and length-biased wins."""
+    if judge_fn is None:
+        return [], [_drop(a, b, DropReason.TIE_NO_JUDGE) for _, a, b in ties]
+    prefs = judge_fn(ties) if ties else []
+    ordered, dropped = [], []
+    for (ins, a, b), pref in zip(ties, prefs, strict=True):
+        if abs(pref.margin) < cfg.min_margin:
+            dropped.append(_drop(a, b, DropReason.WEAK_MARGIN, f"margin {pref.margin:+.3f}"))
+            continue
+        chosen, rejected = (a, b) if pref.margin > 0 else (b, a)
+        ratio = words(chosen.text) / max(words(rejected.text), 1)
+        if cfg.max_length_ratio is not None and ratio > cfg.max_length_ratio:
+            dropped.append(_drop(a, b, DropReason.LENGTH_RATIO, f"chosen {ratio:.1f}x longer"))
+            continue
+        source = OrderSource(pref.source)
+        reason = f"{source} margin {abs(pref.margin):.3f} ({pref.note})"
+        ordered.append(_Ordered(ins, chosen, rejected, source, abs(pref.margin), reason))
+    return ordered, dropped
+
+
+def _choose(cfg: PairSettings, ordered: list[_Ordered]) -> tuple[list[_Ordered], list[DroppedPair]]:
+    """At most pairs_per_instruction pairs: verifier-ordered first, bigger gaps and margins first,
+    and pairs that reuse no already chosen answer before pairs that do."""
+    ranked = sorted(
+        ordered,
+        key=lambda o: (o.source is not OrderSource.VERIFIER, -o.gap, -o.margin, o.chosen.id, o.rejected.id),
+    )
+    used: set[str] = set()
+    fresh, reused = [], []
+    for o in ranked:
+        ids = {o.chosen.id, o.rejected.id}
+        if ids & used:
+            reused.append(o)
+        else:
+            fresh.append(o)
+            used |= ids
+    keep = (fresh + reused)[: cfg.pairs_per_instruction]
+    kept_ids = {id(o) for o in keep}
+    cut = [o for o in ranked if id(o) not in kept_ids]
+    return keep, [_drop(o.chosen, o.rejected, DropReason.PER_INSTRUCTION_CAP) for o in cut]
+
+
+def to_pair(o: _Ordered) -> PreferencePair:
+    """A TRL preference record in the exact generation frame (prompt ends at 'Response:')."""
+    return PreferencePair(
+        id=f"{o.instruction.id}:{o.chosen.id}>{o.rejected.id}",
+        prompt=frame.prompt(o.instruction.prompt),
+        chosen=frame.completion(o.chosen.text),
+        rejected=frame.completion(o.rejected.text),
+        instruction_id=o.instruction.id,
+        chosen_id=o.chosen.id,
+        rejected_id=o.rejected.id,
+        reason=o.reason,
+        margin=o.margin,
+        chosen_origin=o.chosen.origin,
+        rejected_origin=o.rejected.origin,
+    )
+
+
+def _grouped(instructions: list[Instruction], responses: list[Response]) -> list[tuple]:
+    by_instruction: dict[str, list[Response]] = {i.id: [] for i in instructions}
+    for r in responses:
+        if r.instruction_id in by_instruction:
+            by_instruction[r.instruction_id].append(r)
+    return [(i, by_instruction[i.id]) for i in instructions]
+
+
+def run(
+    cfg: PairSettings,
+    instructions: list[Instruction],
+    responses: list[Response],
+    judge_fn: JudgeFn | None,
+) -> PairOutput:
+    """Build, order, filter and cap preference pairs; returns pairs, dropped candidates and stats."""
+    from .pair_stats import pair_stats  # pair_stats imports this module's record types
+
+    ordered: dict[str, list[_Ordered]] = {}
+    ties, dropped = [], []
+    for instruction, answers in _grouped(instructions, responses):
+        o, t, d = _candidates(cfg, instruction, answers)
+        ordered[instruction.id] = o
+        ties += t
+        dropped += d
+    judged, judge_dropped = _judge_ties(cfg, ties, judge_fn)
+    dropped += judge_dropped
+    for o in judged:
+        ordered[o.instruction.id].append(o)
+    pairs = []
+    for instruction in instructions:
+        keep, cut = _choose(cfg, ordered[instruction.id])
+        pairs += [to_pair(o) for o in keep]
+        dropped += cut
+    stats = pair_stats(pairs, dropped, [])
+    log.info(f"pairs: {len(pairs)} kept of {stats.candidates} candidates; dropped {stats.dropped_by_reason}")
+    return PairOutput(pairs=pairs, dropped=dropped, stats=stats)
+
+
+def _passes(response: Response, instruction: Instruction) -> bool:
+    return bool(response.text.strip()) and (response.all_passed or not instruction.constraints)
+
+
+def sft_examples(instructions: list[Instruction], responses: list[Response]) -> list[SFTExample]:
+    """One SFT example per instruction from its best passing answer.
+
+    Best: the latest accepted revision (it was critiqued and kept every constraint it met), else
+    the first sample that passes. Instructions without a passing answer give no example.
+    """
+    out = []
+    for instruction, answers in _grouped(instructions, responses):
+        passing = [r for r in answers if _passes(r, instruction)]
+        if not passing:
+            continue
+        revisions = [r for r in passing if r.origin == "revision"]
+        best = revisions[-1] if revisions else min(passing, key=lambda r: (r.sample, r.id))
+        out.append(
+            SFTExample(
+                id=f"sft-{instruction.id}",
+                prompt=frame.prompt(instruction.prompt),
+                completion=frame.completion(best.text),
+                instruction_id=instruction.id,
+            )
+        )
+    return out

@@ -1,0 +1,247 @@
+"""The run directory: JSONL records with schemas, atomic writes, resumable shards, manifests, a lock.
+
+A step's folder holds `records.jsonl` and `manifest.json`; the manifest is written last and means
+"done". Its `signature` hashes what changes the result (the step's config section, input file
+hashes, a cache version), never batch size or device. While a long step runs, completed items are
+appended to `shards/part-*.jsonl`; a killed step resumes from them with no duplicate and no lost id.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import StepFailed, UserError
+
+CACHE_VERSION = 1
+T = TypeVar("T", bound=BaseModel)
+
+
+def canonical_hash(obj) -> str:
+    """sha256 of the canonical JSON form of `obj` (sorted keys), short hex."""
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StepFailed(
+            f"could not write {path}: {e.strerror}", "check free disk space and permissions"
+        ) from e
+
+
+def dump_jsonl(records: Iterable[BaseModel]) -> str:
+    return "".join(r.model_dump_json() + "\n" for r in records)
+
+
+def write_jsonl(path: Path, records: Iterable[BaseModel]) -> None:
+    atomic_write_text(path, dump_jsonl(records))
+
+
+def read_jsonl(path: Path, schema: type[T]) -> list[T]:
+    """Read and validate every line; a bad line is an error that names file and line."""
+    if not path.exists():
+        raise UserError(f"missing file {path}", "run the step that makes it first")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(schema.model_validate_json(line))
+            except ValidationError as e:
+                raise UserError(f"{path}:{n} does not match {schema.__name__}: {e.errors()[0]['msg']}") from e
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    names = ["cai-bootstrap", "torch", "transformers", "peft", "trl", "accelerate", "datasets"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        return res.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Step:
+    """One step's folder. `state()` tells done / stale / partial / missing from files alone."""
+
+    def __init__(self, folder: Path, config: dict, inputs: dict[str, Path]):
+        self.folder = folder
+        self.config = config
+        self.inputs = inputs
+        self.input_hashes = {name: sha256_file(p) for name, p in sorted(inputs.items())}
+        self.signature = canonical_hash(
+            {"config": config, "inputs": self.input_hashes, "cache_version": CACHE_VERSION}
+        )
+        self.started = time.time()
+
+    @property
+    def records_path(self) -> Path:
+        return self.folder / "records.jsonl"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / "manifest.json"
+
+    @property
+    def shard_dir(self) -> Path:
+        return self.folder / "shards"
+
+    def manifest(self) -> dict | None:
+        if not self.manifest_path.exists():
+            return None
+        return json.loads(self.manifest_path.read_text())
+
+    def state(self) -> str:
+        m = self.manifest()
+        if m is not None:
+            return "done" if m.get("signature") == self.signature else "stale"
+        return "partial" if self.shard_dir.exists() else "missing"
+
+    def reset(self) -> None:
+        """Remove the manifest first (so nothing looks finished), then everything else."""
+        import shutil
+
+        self.manifest_path.unlink(missing_ok=True)
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+
+    # ---- resumable shards ----
+    def begin(self) -> None:
+        """Start or resume: shards made under another signature are not reused."""
+        sig_file = self.shard_dir / "signature"
+        if self.shard_dir.exists():
+            old = sig_file.read_text().strip() if sig_file.exists() else ""
+            if old == self.signature:
+                return
+            self.reset()
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(sig_file, self.signature)
+
+    def load_shards(self, schema: type[T]) -> list[T]:
+        """Completed items from earlier attempts, first occurrence of each id wins.
+
+        A kill can leave the last line of a shard cut off; that line is ignored (its item is redone).
+        """
+        seen: dict[str, T] = {}
+        for shard in sorted(self.shard_dir.glob("part-*.jsonl")):
+            for line in shard.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = schema.model_validate_json(line)
+                except ValidationError:
+                    continue
+                seen.setdefault(rec.id, rec)
+        return list(seen.values())
+
+    def append(self, records: list[BaseModel]) -> None:
+        """Append completed items to this process's shard and fsync, so a kill loses nothing done."""
+        if not records:
+            return
+        shard = self.shard_dir / f"part-{os.getpid()}-{int(self.started)}.jsonl"
+        try:
+            with open(shard, "a", encoding="utf-8") as f:
+                f.write(dump_jsonl(records))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StepFailed(f"could not write {shard}: {e.strerror}", "check free disk space") from e
+
+    def finish(self, records: list[BaseModel] | None, counts: dict, extra: dict | None = None) -> dict:
+        """Write records (if any), then the manifest last; drop the shards."""
+        if records is not None:
+            if not records:
+                raise StepFailed(
+                    f"step {self.folder.name} produced zero records", "see the log above for why"
+                )
+            write_jsonl(self.records_path, records)
+        manifest = {
+            "step": self.folder.name,
+            "signature": self.signature,
+            "config_hash": canonical_hash(self.config),
+            "config": self.config,
+            "inputs": {k: {"path": str(p), "sha256": self.input_hashes[k]} for k, p in self.inputs.items()},
+            "counts": counts,
+            "started": datetime.fromtimestamp(self.started, UTC).isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
+            "seconds": round(time.time() - self.started, 2),
+            "versions": library_versions(),
+            "git_commit": git_commit(),
+            **(extra or {}),
+        }
+        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, default=str))
+        if self.shard_dir.exists():
+            import shutil
+
+            shutil.rmtree(self.shard_dir)
+        return manifest
+
+
+class RunLock:
+    """An exclusive flock on RUN_DIR/.lock: a second run on the same directory stops at once."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(self.fd)
+            raise UserError(
+                f"another cai-bootstrap run is writing {self.path.parent}",
+                "wait for it to finish or use another --run-dir",
+            ) from e
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)

@@ -1,0 +1,106 @@
+"""Checkpoints that can be trusted after a kill, and the markers that say a run started or finished.
+
+transformers writes a checkpoint folder file by file (adapter, optimizer, scheduler, RNG states,
+trainer_state.json) with no marker, so a kill can leave any prefix of it. After every save we add
+`sealed.json` listing each file and its size; a folder counts only when the seal, the files and
+trainer_state.json agree. The resume point is the sealed checkpoint with the highest global_step
+read from trainer_state.json, never the newest by modification time (STYLE.md #8).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from ..store import atomic_write_text
+
+SEAL = "sealed.json"
+STATE = "trainer_state.json"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(folder)): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != SEAL
+    }
+
+
+def seal(folder: Path) -> None:
+    """Record the finished checkpoint's files; written last, atomically."""
+    step = json.loads((folder / STATE).read_text())["global_step"]
+    atomic_write_text(folder / SEAL, json.dumps({"global_step": step, "files": _files(folder)}, indent=1))
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """global_step of a complete checkpoint, or None when anything is missing, cut off or inconsistent."""
+    m = _NAME.match(folder.name)
+    if not m or not folder.is_dir():
+        return None
+    try:
+        sealed = json.loads((folder / SEAL).read_text())
+        step = json.loads((folder / STATE).read_text())["global_step"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if step != sealed.get("global_step") or step != int(m.group(1)):
+        return None
+    for name, size in sealed.get("files", {}).items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != size:
+            return None
+    return step
+
+
+def checkpoints(ckpt_dir: Path) -> dict[int, Path]:
+    """Complete checkpoints by step."""
+    if not ckpt_dir.is_dir():
+        return {}
+    found = {}
+    for folder in ckpt_dir.iterdir():
+        step = checkpoint_step(folder)
+        if step is not None:
+            found[step] = folder
+    return dict(sorted(found.items()))
+
+
+def last_complete(ckpt_dir: Path) -> Path | None:
+    found = checkpoints(ckpt_dir)
+    return found[max(found)] if found else None
+
+
+def drop_incomplete(ckpt_dir: Path) -> list[Path]:
+    """Remove checkpoint folders a kill left half-written, so a resumed run never mixes their files."""
+    removed = []
+    if ckpt_dir.is_dir():
+        for folder in ckpt_dir.iterdir():
+            if _NAME.match(folder.name) and checkpoint_step(folder) is None:
+                shutil.rmtree(folder)
+                removed.append(folder)
+    return removed
+
+
+def prune(ckpt_dir: Path, keep: int, protect: Path | None = None) -> None:
+    """Keep the `keep` highest-step complete checkpoints and `protect` (the best one); delete the rest."""
+    found = checkpoints(ckpt_dir)
+    keep_steps = set(sorted(found)[-keep:])
+    for step, folder in found.items():
+        if step in keep_steps or (protect is not None and folder.resolve() == Path(protect).resolve()):
+            continue
+        shutil.rmtree(folder)
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop metric lines logged after `last_step` (by a run that was killed before its next checkpoint)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= last_step:
+                kept.append(line)
+        except ValueError:  # a line cut off by the kill
+            continue
+    atomic_write_text(path, "".join(line + "\n" for line in kept))

@@ -1,0 +1,198 @@
+"""What SFT and DPO share: the run signature, skip/resume decisions, TRL arguments, the final save.
+
+Layout of a training folder (`out_dir`):
+    run.json            signature of the run in progress (data sha256 + config hash), written first
+    checkpoints/        checkpoint-<step>/ folders, each sealed when complete (checkpoints.py)
+    metrics.jsonl       one line per logged step (train) or evaluation (eval_*)
+    adapter/            the final LoRA adapter + tokenizer
+    complete.json       written last: the run is done and `adapter/` is final
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..log import log
+from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
+from . import checkpoints
+from .config import NOT_IN_SIGNATURE, LoraSettings, TrainResult
+from .lora import resolve_bf16
+
+COMPLETE = "complete.json"
+RUN = "run.json"
+
+
+def model_fingerprint(folder: Path) -> dict:
+    """Cheap identity of a model or adapter folder: its config text and the size of each weight file."""
+    folder = Path(folder)
+    configs = {p.name: p.read_text() for p in sorted(folder.glob("*config.json"))}
+    weights = {p.name: p.stat().st_size for p in sorted(folder.glob("*.safetensors"))}
+    return {"path": str(folder.resolve()), "configs": configs, "weights": weights}
+
+
+def signature(settings, lora: LoraSettings, data: Path, dtype: str, models: dict[str, Path | None]) -> tuple:
+    """(data sha256, config hash) of a run: what changes the trained weights, nothing else."""
+    cfg = settings.model_dump(mode="json", exclude=NOT_IN_SIGNATURE)
+    inputs = {k: model_fingerprint(v) if v is not None else None for k, v in models.items()}
+    config_hash = canonical_hash(
+        {"settings": cfg, "lora": lora.model_dump(mode="json"), "dtype": dtype, **inputs}
+    )
+    return sha256_file(data), config_hash
+
+
+def _wipe(out_dir: Path) -> None:
+    (out_dir / COMPLETE).unlink(missing_ok=True)  # first, so nothing looks finished meanwhile
+    for name in ("checkpoints", "adapter", "metrics.jsonl", RUN):
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def begin(out_dir: Path, data_sha: str, config_hash: str, force: bool, state) -> TrainResult | None:
+    """A TrainResult when a matching finished run makes training unnecessary, else prepare out_dir.
+
+    A finished or partial run made from other data or settings is never reused or silently
+    replaced: it is an error unless `force` is set, which starts over.
+    """
+    done, run = _read(out_dir / COMPLETE), _read(out_dir / RUN)
+    mine = {"data_sha256": data_sha, "config_hash": config_hash}
+    matches = {k: (done or {}).get(k) for k in mine} == mine
+    state.wait_for_everyone()  # every rank has read the folder before the main one changes it
+    if done and matches and not force and (out_dir / "adapter").is_dir():
+        return TrainResult(
+            **{k: v for k, v in done.items() if k in TrainResult.model_fields} | {"skipped": True}
+        )
+    # A matching complete.json without its adapter folder is a damaged run: redo it, nothing to protect.
+    stale = (done is not None and not matches) or (run is not None and {k: run.get(k) for k in mine} != mine)
+    if stale and not force:
+        raise UserError(
+            f"{out_dir} holds a training run made from other data or settings",
+            "rerun with --force to retrain from scratch, or choose another run folder",
+        )
+    if state.is_main_process:
+        if force or stale or done is not None:
+            _wipe(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / RUN, json.dumps(mine, indent=2))
+    state.wait_for_everyone()
+    return None
+
+
+def resume_point(out_dir: Path, state) -> tuple[Path | None, int | None]:
+    """(folder, step) of the last complete checkpoint; half-written ones and later metric lines go."""
+    ckpt_dir = out_dir / "checkpoints"
+    last = checkpoints.last_complete(ckpt_dir)
+    step = checkpoints.checkpoint_step(last) if last else None
+    state.wait_for_everyone()
+    if state.is_main_process:
+        for folder in checkpoints.drop_incomplete(ckpt_dir):
+            log.warning("removed incomplete checkpoint %s", folder.name)
+        checkpoints.truncate_metrics(out_dir / "metrics.jsonl", step or 0)
+    state.wait_for_everyone()
+    if last is not None:
+        log.info("resuming training from %s", last)
+    return last, step
+
+
+def quiet() -> bool:
+    return log.getEffectiveLevel() > logging.INFO
+
+
+def trl_kwargs(cfg, out_dir: Path) -> dict:
+    """TrainingArguments fields common to SFTConfig and DPOConfig."""
+    return {
+        "output_dir": str(out_dir / "checkpoints"),
+        "num_train_epochs": cfg.epochs,
+        "learning_rate": cfg.learning_rate,
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "max_length": cfg.max_length,
+        "warmup_steps": cfg.warmup_ratio,  # transformers 5: a float below 1 is a ratio of total steps
+        "lr_scheduler_type": cfg.lr_scheduler,
+        "weight_decay": cfg.weight_decay,
+        "max_grad_norm": cfg.max_grad_norm,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "logging_steps": cfg.logging_steps,
+        "logging_nan_inf_filter": False,  # we stop on a non-finite loss instead of hiding it (callbacks.py)
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": None,  # transformers prunes by mtime; CheckpointSealer prunes by step
+        "activation_checkpointing": cfg.gradient_checkpointing,  # transformers 5 name; TRL defaults it on
+        "bf16": resolve_bf16(cfg.bf16),
+        "fp16": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "report_to": cfg.report_to,
+        "disable_tqdm": quiet(),
+        "dataloader_num_workers": 0,
+        "ddp_find_unused_parameters": False,  # every LoRA weight is used in every forward
+    }
+
+
+def finish(
+    trainer, out_dir: Path, data_sha: str, config_hash: str, resumed: int | None, t0: float
+) -> TrainResult:
+    """Save the final adapter (atomically), then write complete.json last."""
+    tmp = out_dir / "adapter.partial"
+    trainer.save_model(str(tmp))
+    state = trainer.args.distributed_state
+    result = None
+    if state.is_main_process:
+        # DPO on an SFT adapter keeps a frozen copy named "ref" (TRL); it is not part of the result.
+        shutil.rmtree(tmp / "ref", ignore_errors=True)
+        final = out_dir / "adapter"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        result = _result(trainer, final, data_sha, config_hash, resumed, t0)
+        record = {**result.model_dump(mode="json"), "versions": library_versions()}
+        atomic_write_text(out_dir / COMPLETE, json.dumps(record, indent=2))
+    state.wait_for_everyone()
+    if result is None:  # other ranks read what the main one wrote
+        result = TrainResult(
+            **{k: v for k, v in _read(out_dir / COMPLETE).items() if k in TrainResult.model_fields}
+        )
+    return result
+
+
+def _result(trainer, adapter: Path, data_sha, config_hash, resumed: int | None, t0: float) -> TrainResult:
+    st = trainer.state
+    train_logs = [h for h in st.log_history if "loss" in h]
+    last = train_logs[-1] if train_logs else {}
+    final_loss = last.get(
+        "loss", next((h["train_loss"] for h in st.log_history if "train_loss" in h), float("nan"))
+    )
+    best_step = None
+    if st.best_model_checkpoint:
+        best_step = checkpoints.checkpoint_step(Path(st.best_model_checkpoint))
+    return TrainResult(
+        adapter=adapter,
+        final_loss=float(final_loss),
+        steps=st.global_step,
+        epochs=float(st.epoch or 0.0),
+        seconds=round(time.time() - t0, 2),
+        data_sha256=data_sha,
+        config_hash=config_hash,
+        resumed_from=resumed,
+        best_checkpoint_step=best_step,
+        best_eval_loss=st.best_metric,
+        metrics={k: float(v) for k, v in last.items() if isinstance(v, int | float)},
+    )
