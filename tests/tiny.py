@@ -37,7 +37,7 @@ def build_tiny_model(out: Path, seed: int = 0, layers: int = 2, hidden: int = 16
         num_hidden_layers=layers,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=1024,
+        max_position_embeddings=4096,
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,

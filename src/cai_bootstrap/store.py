@@ -245,3 +245,24 @@ class RunLock:
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
+
+
+def run_chunked(step: Step, items: list, size: int, schema: type[T], work, ids_of) -> list[T]:
+    """Process `items` in fixed chunks, appending each finished chunk to the step's shards.
+
+    Chunks are cut from the full list, so chunk i is the same on a resumed run and `work(i, chunk)`
+    (seeded by i) gives the same records: a killed-and-resumed step equals an uninterrupted one.
+    `ids_of(item)` lists the record ids an item must produce; a chunk is done when all exist.
+    """
+    from .log import progress
+
+    step.begin()
+    have = {r.id for r in step.load_shards(schema)}
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    todo = [(i, c) for i, c in enumerate(chunks) if not all(x in have for it in c for x in ids_of(it))]
+    with progress(f"{step.folder.name}", len(todo)) as advance:
+        for index, chunk in todo:
+            step.append(work(index, chunk))
+            advance(1)
+    by_id = {r.id: r for r in step.load_shards(schema)}
+    return [by_id[x] for it in items for x in ids_of(it)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from ..log import progress
 from . import Sampling
@@ -73,19 +74,18 @@ class HFEngine:
     def _generate_batch(self, seqs: list[list[int]], sampling: Sampling) -> list[str]:
         ids, mask = self._left_pad(seqs)
         greedy = sampling.temperature == 0.0
-        kwargs = (
-            dict(do_sample=False)
-            if greedy
-            else dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        )
+        # Sampling runs in our NucleusSampler under greedy decoding (see its docstring for why).
+        processors = None if greedy else LogitsProcessorList([NucleusSampler(sampling.temperature, sampling.top_p)])
         gen = self.model.generate(
             input_ids=ids,
             attention_mask=mask,
             max_new_tokens=sampling.max_new_tokens,
             pad_token_id=self.tok.pad_token_id,
-            stop_strings=sampling.stop or None,
-            tokenizer=self.tok if sampling.stop else None,
-            **kwargs,
+            do_sample=False,
+            stopping_criteria=StoppingCriteriaList([StopOnText(self.tok, sampling.stop, ids.shape[1])])
+            if sampling.stop
+            else None,
+            logits_processor=processors,
         )
         new = gen[:, ids.shape[1] :]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
@@ -106,11 +106,16 @@ class HFEngine:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             ids, mask = self._left_pad([pairs[k][0] for k in idx])
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            # Left padding puts every continuation at the end, so only the last K positions need
+            # logits: with a 262k vocabulary the full logits would dominate time and memory.
+            keep = max(pairs[k][1] for k in idx) + 1
+            logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            targets = ids[:, ids.shape[1] - keep + 1 :]
+            token_logp = logp.gather(-1, targets[..., None])[..., 0]
             for row, k in enumerate(idx):
                 n = pairs[k][1]
-                scores[k] = float(logp[row, logp.shape[1] - n :].sum()) if n else 0.0
+                scores[k] = float(token_logp[row, token_logp.shape[1] - n :].sum()) if n else 0.0
         return scores
 
 
@@ -122,3 +127,72 @@ def cut_at_stop(text: str, stops: list[str]) -> str:
         if k != -1:
             cut = min(cut, k)
     return text[:cut]
+
+
+class NucleusSampler(LogitsProcessor):
+    """Temperature and nucleus (top-p) sampling done inside a logits processor, for greedy decoding.
+
+    transformers' sampling path sorts all logits for top-p and runs softmax + multinomial over the
+    whole vocabulary every step; with Gemma's 262k vocabulary that costs more than the model's own
+    decode step on a CPU. Here the nucleus comes from a top-k (exact: a row whose top TOP_K hold
+    less than top_p of the mass falls back to a full sort) and the draw is Gumbel-max (argmax of
+    logits plus Gumbel noise samples exactly from the softmax). The processor returns 0 for the
+    drawn token and -inf elsewhere, so generate(do_sample=False) emits exactly that token.
+    """
+
+    TOP_K = 1024
+
+    def __init__(self, temperature: float, top_p: float):
+        self.temperature = temperature
+        self.top_p = top_p
+        self.fallbacks = 0  # rows that needed the full sort (read by tests and benchmarks)
+
+    def _nucleus(self, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(top-k scores with non-nucleus set to -inf, their token ids, row holds the whole nucleus)."""
+        log_z = torch.logsumexp(scores, dim=-1, keepdim=True)
+        top, idx = torch.topk(scores, k, dim=-1)  # sorted, largest first
+        p = (top - log_z).exp()
+        cum = p.cumsum(dim=-1)
+        # Keep a token while the mass before it is below top_p (the first token is always kept).
+        top = top.masked_fill((cum - p) >= self.top_p, -float("inf"))
+        return top, idx, cum[:, -1] >= self.top_p
+
+    def _draw(self, scores: torch.Tensor) -> torch.Tensor:
+        gumbel = -torch.empty_like(scores).exponential_().log()
+        return (scores + gumbel).argmax(dim=-1)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.float() / self.temperature
+        if self.top_p >= 1.0:
+            choice = self._draw(scores)
+        else:
+            top, idx, complete = self._nucleus(scores, min(self.TOP_K, scores.shape[-1]))
+            choice = idx.gather(1, self._draw(top)[:, None])[:, 0]
+            for row in (~complete).nonzero()[:, 0].tolist():
+                self.fallbacks += 1
+                t, i, _ = self._nucleus(scores[row : row + 1], scores.shape[-1])
+                choice[row] = i[0, self._draw(t)[0]]
+        out = torch.full_like(scores, -float("inf"))
+        return out.scatter_(1, choice[:, None], 0.0)
+
+
+class StopOnText(StoppingCriteria):
+    """Stop a row once its generated text contains a stop string.
+
+    transformers' StopStringCriteria precomputes a table over the whole vocabulary on every
+    construction (about 20 s for a 262k vocabulary on a CPU); decoding the last few generated
+    tokens of each row per step costs microseconds. Every token decodes to at least one character,
+    so a window of (longest stop + 2) tokens always contains a stop string that just completed.
+    """
+
+    def __init__(self, tokenizer, stops: list[str], prompt_len: int):
+        self.tok = tokenizer
+        self.stops = stops
+        self.prompt_len = prompt_len
+        self.window = max(len(s) for s in stops) + 2
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        tails = input_ids[:, self.prompt_len :][:, -self.window :]
+        texts = self.tok.batch_decode(tails, skip_special_tokens=True)
+        done = [any(s in t for s in self.stops) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

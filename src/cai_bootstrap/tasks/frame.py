@@ -8,22 +8,19 @@ is trained in exactly the frame it is generated and evaluated in.
 from __future__ import annotations
 
 # Written for this project; none is an IFEval prompt. Each shows a constraint being met exactly.
+# Kept short: on a CPU every token of the frame is paid for in every generation and training step.
 SHOTS: list[tuple[str, str]] = [
     (
         "Name three animals that live in the ocean. Answer in lowercase letters only.",
-        "dolphins, octopuses and sea turtles all live in the ocean.",
+        "dolphins, octopuses and sea turtles.",
     ),
     (
-        "Explain why we see lightning before we hear thunder. Keep it under 40 words and do not use any commas.",
-        "Light travels about a million times faster than sound. The flash reaches your eyes almost at once "
-        "while the sound of the thunder arrives seconds later.",
+        "Why do we see lightning before we hear thunder? Answer in one sentence and do not use any commas.",
+        "Light travels much faster than sound so the flash reaches us first.",
     ),
     (
-        "Give two tips for staying focused while studying. Use exactly 2 bullet points in markdown, "
-        'and end your response with the phrase "Good luck."',
-        "* Put your phone in another room so it cannot distract you.\n"
-        "* Study in short blocks of 25 minutes with a five-minute break after each.\n"
-        "Good luck.",
+        'Give two tips for sleeping well. Use exactly 2 markdown bullet points and end with "Sleep well."',
+        "* Go to bed at the same time every night.\n* Keep your bedroom dark and cool.\nSleep well.",
     ),
 ]
 

@@ -22,6 +22,7 @@ import hashlib
 from datasets import Dataset
 
 from ..errors import UserError
+from ..log import log
 from ..records import PreferencePair, SFTExample
 
 
@@ -41,9 +42,10 @@ def sft_dataset(examples: list[SFTExample], tokenizer, max_length: int) -> Datas
     completion_only_loss=True, turns completion_mask 0 into label -100. Rows are cut to max_length
     here; a row whose prompt fills max_length has no completion left and is an error, not a skip.
     """
-    rows = []
+    rows, cut = [], 0
     for ex in examples:
         p, c = split_ids(tokenizer, ex.prompt, ex.completion)
+        cut += len(p) + len(c) > max_length
         if len(p) >= max_length:
             raise UserError(
                 f"SFT example {ex.id}: prompt is {len(p)} tokens, max_length is {max_length}",
@@ -51,6 +53,11 @@ def sft_dataset(examples: list[SFTExample], tokenizer, max_length: int) -> Datas
             )
         ids = (p + c)[:max_length]
         rows.append({"input_ids": ids, "completion_mask": ([0] * len(p) + [1] * len(c))[:max_length]})
+    if cut:
+        # A cut completion loses its closing stop text, so the model is not taught to stop there.
+        log.warning(
+            "%d of %d SFT examples are longer than max_length %d and were cut", cut, len(rows), max_length
+        )
     return Dataset.from_list(rows)
 
 

@@ -1,0 +1,154 @@
+"""The command line: parse, call, print. No pipeline logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import log as logging_
+from .errors import CaiError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help="A base model bootstraps its own alignment.")
+out = Console()
+
+QUICKSTART = Path(str(files("cai_bootstrap").joinpath("recipes/quickstart.yaml")))
+
+
+def _errors(fn):
+    """Turn our errors into one line on stderr and their exit code (2 user, 1 step, 3 gate)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CaiError as e:
+            logging_.console.print(e.one_line(), markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from e
+
+    return wrapper
+
+
+def _stage_list(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    from .errors import UserError
+
+    try:
+        if "-" in text:
+            a, b = text.split("-", 1)
+            return list(range(int(a), int(b) + 1))
+        return [int(x) for x in text.split(",")]
+    except ValueError as e:
+        raise UserError(f"--stages '{text}' is not like 1-6 or 1,2", "write e.g. --stages 1-6") from e
+
+
+@app.command()
+@_errors
+def run(
+    recipe: Annotated[Path | None, typer.Option(help="recipe YAML (default: the packaged quickstart)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. stages.0.responses.k=2")] = None,
+    stages: Annotated[str | None, typer.Option(help="which stages, e.g. 1-6 or 1,2")] = None,
+    force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
+):
+    """Run the recipe's stages: data, pairs, SFT, DPO, held-out evaluation, gate, report."""
+    from .config import load_recipe
+    from .pipeline import run as run_pipeline
+
+    logging_.setup(quiet)
+    cfg = load_recipe(recipe or QUICKSTART, set_ or [])
+    try:
+        run_pipeline(cfg, force=force, stages=_stage_list(stages))
+    finally:
+        report = cfg.run_dir() / "report.md"
+        if report.exists():
+            out.print(f"report: {report}  (and {report.with_suffix('.html')})")
+
+
+@app.command()
+@_errors
+def models():
+    """List the embedded models, whether their packages are installed, and where they are cached."""
+    from .models import EMBEDDED, cache_dir
+
+    table = Table("model", "licence", "kind", "package(s)", "cached at")
+    for name, spec in EMBEDDED.items():
+        hf = cache_dir() / name / "hf"
+        table.add_row(f"embedded:{name}", spec.licence, "base" if spec.base else "instruct", spec.packages,
+                      str(hf) if (hf / "embedded.json").exists() else "not yet (built on first use)")
+    out.print(table)
+    out.print(f"cache folder: {cache_dir()} (set CAI_BOOTSTRAP_CACHE to move it)")
+
+
+@app.command("eval")
+@_errors
+def eval_(
+    ifeval: Annotated[Path, typer.Option(help="IFEval-format JSONL (key, prompt, instruction_id_list, kwargs)")],
+    model: Annotated[str | None, typer.Option(help="model to answer with (embedded:NAME, folder, hub id)")] = None,
+    responses: Annotated[Path | None, typer.Option(help="score this {prompt, response} JSONL instead")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="where to write results JSON")] = None,
+    max_new_tokens: int = 256,
+    dtype: str = "bfloat16",
+    batch_size: int = 8,
+    quiet: bool = False,
+):
+    """Prompt- and instruction-level accuracy, strict and loose, with a per-type table."""
+    from .evalcmd import run_ifeval
+
+    logging_.setup(quiet)
+    result, path = run_ifeval(ifeval, model, responses, output, max_new_tokens, dtype, batch_size)
+    table = Table("measure", "accuracy")
+    for k in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
+        table.add_row(k, f"{getattr(result, k):.1%}")
+    out.print(table)
+    per = Table("instruction id", "n", "strict", "loose")
+    for tid, s in sorted(result.per_type.items()):
+        per.add_row(tid, str(s.n), f"{s.strict / s.n:.0%}" if s.n else "-", f"{s.loose / s.n:.0%}" if s.n else "-")
+    out.print(per)
+    out.print(f"results: {path}")
+
+
+@app.command("pairs-stats")
+@_errors
+def pairs_stats(folder: Annotated[Path, typer.Argument(help="a pairs step folder, e.g. runs/x/stage1/round1/pairs")]):
+    """Counts through each filter, identical and revised-chosen rates, margins, principle usage."""
+    from .steps.pair_stats import format_stats, pairs_stats_from_dir
+
+    stats = pairs_stats_from_dir(folder)
+    out.print(format_stats(stats))
+    for w in stats.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command()
+@_errors
+def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")]):
+    """Regenerate report.md and report.html from the run directory."""
+    from .report.collect import write_report
+
+    md, html = write_report(run_dir)
+    out.print(f"report: {md}  (and {html})")
+
+
+@app.command()
+@_errors
+def status(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")]):
+    """Each stage and step with its state, counts and time."""
+    from .statuscmd import step_rows
+
+    table = Table("step", "state", "counts", "seconds")
+    for row in step_rows(run_dir):
+        table.add_row(row["step"], row["state"], json.dumps(row["counts"]), str(row["seconds"]))
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

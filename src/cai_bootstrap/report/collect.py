@@ -1,0 +1,129 @@
+"""Fill ReportData from a run directory (nothing in memory), so `cai-bootstrap report RUN_DIR`
+can regenerate the report at any time."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from ..records import EvalItem
+from ..stats import Comparison, RateSummary
+from ..store import canonical_hash, git_commit, read_jsonl
+from .model import Example, GateOutcome, ReportData, StageReport
+from .render import render
+
+N_EXAMPLES = 4
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _curve(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _examples(base: list[EvalItem], trained: list[EvalItem]) -> list[Example]:
+    """Improved answers first, then regressed ones, side by side."""
+    t_by = {t.instruction_id: t for t in trained}
+    improved, regressed = [], []
+    for b in base:
+        t = t_by.get(b.instruction_id)
+        if t is None or b.all_strict == t.all_strict:
+            continue
+        ex = Example(prompt=b.prompt, baseline=b.response, trained=t.response, checks=b.constraint_ids,
+                     baseline_passed=b.passed_strict, trained_passed=t.passed_strict)
+        (improved if t.all_strict else regressed).append(ex)
+    return improved[:N_EXAMPLES] + regressed[:N_EXAMPLES]
+
+
+def _rel(run_dir: Path, path: Path) -> str:
+    return str(path.relative_to(run_dir)) if path.exists() else ""
+
+
+def _safety(summary: dict) -> tuple[dict | None, dict | None]:
+    """Harmless rate and over-refusal (judge and refusal phrases, never merged) per model."""
+    harm, refuse = {}, {}
+    for tag, folder in (summary.get("safety") or {}).items():
+        m = _json(Path(folder) / "manifest.json") if folder else None
+        if not m:
+            continue
+        r = m["result"]
+        harm[tag] = RateSummary.model_validate(r["harmless"])
+        refuse[f"{tag} (judge)"] = RateSummary.model_validate(r["over_refusal"])
+        refuse[f"{tag} (refusal phrases)"] = RateSummary.model_validate(r["over_refusal_lexical"])
+    return harm or None, refuse or None
+
+
+def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
+    summary = _json(folder / "stage.json") or {}
+    r1 = folder / "round1"
+    pairs_m = _json(r1 / "pairs" / "manifest.json") or {}
+    ins_m = _json(r1 / "instructions" / "manifest.json") or {}
+    stats = pairs_m.get("stats")
+    if stats:
+        warnings.extend(f"stage {summary.get('stage', '?')}: {w}" for w in stats.get("warnings", []))
+    base, trained = [], []
+    if summary.get("base_eval") and Path(summary["base_eval"]).exists():
+        base = read_jsonl(Path(summary["base_eval"]), EvalItem)
+        trained = read_jsonl(Path(summary["trained_eval"]), EvalItem)
+    artifacts = {
+        "held-out instructions": r1.parent / "heldout" / "records.jsonl",
+        "training instructions": r1 / "instructions" / "records.jsonl",
+        "responses": r1 / "responses" / "records.jsonl",
+        "critiques": r1 / "critique" / "critiques.jsonl",
+        "preference pairs": r1 / "pairs" / "records.jsonl",
+        "SFT examples": r1 / "pairs" / "sft.jsonl",
+        "baseline answers": folder / "eval_base" / "records.jsonl",
+        "trained answers": r1 / "eval" / "records.jsonl",
+        "merged model": folder / "model",
+    }
+    acc = summary.get("accuracies")
+    harmless, over_refusal = _safety(summary)
+    margins = [p.get("margin") for p in _curve(r1 / "pairs" / "records.jsonl") if p.get("margin") is not None]
+    return StageReport(
+        stage=summary.get("stage", int(folder.name.removeprefix("stage"))),
+        title="explicit instructions with verifiable constraints",
+        comparison=Comparison.model_validate(summary["comparison"]) if summary.get("comparison") else None,
+        ifeval={"baseline": acc["base"], "trained": acc["trained"]} if acc else None,
+        harmlessness=harmless,
+        over_refusal=over_refusal,
+        pair_stats=stats,
+        margins=margins,
+        diversity=(ins_m.get("stats") or {}).get("diversity"),
+        sft_curve=_curve(r1 / "sft" / "train" / "metrics.jsonl"),
+        dpo_curve=_curve(r1 / "dpo" / "train" / "metrics.jsonl"),
+        step_times=summary.get("step_times", []),
+        gate=GateOutcome.model_validate(summary["gate"]) if summary.get("gate") else None,
+        examples=_examples(base, trained),
+        artifacts={k: _rel(run_dir, v) for k, v in artifacts.items() if v.exists()},
+    )
+
+
+def collect(run_dir: Path) -> ReportData:
+    config = yaml.safe_load((run_dir / "config.resolved.yaml").read_text()) if (run_dir / "config.resolved.yaml").exists() else {}
+    warnings: list[str] = []
+    stages = [_stage(run_dir, f, warnings) for f in sorted(run_dir.glob("stage*")) if f.is_dir()]
+    return ReportData(
+        run_name=run_dir.name,
+        model=(config.get("model") or {}).get("generator", "?"),
+        created=datetime.now(UTC),
+        git_commit=git_commit(),
+        config_hash=canonical_hash(config),
+        warnings=warnings,
+        stages=stages,
+    )
+
+
+def write_report(run_dir: Path) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        from ..errors import UserError
+
+        raise UserError(f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart")
+    return render(collect(run_dir), run_dir)

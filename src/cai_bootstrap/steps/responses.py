@@ -1,0 +1,52 @@
+"""Best-of-k answers: k sampled answers per training instruction in the instruction frame, each
+checked by the constraint library (strict), so later steps can pair passing against failing answers."""
+
+from __future__ import annotations
+
+from ..engines import Engine, Sampling
+from ..records import Instruction, Response
+from ..store import Step, run_chunked
+from ..tasks import frame
+from .critique import verify
+
+
+def response_id(instruction_id: str, sample: int) -> str:
+    return f"{instruction_id}-s{sample}"
+
+
+def run(cfg, instructions: list[Instruction], engine: Engine, step: Step, seed: int) -> list[Response]:
+    """k answers per instruction, resumable in chunks of cfg.chunk instructions."""
+
+    def work(index: int, chunk: list[Instruction]) -> list[Response]:
+        sampling = Sampling(
+            n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+            stop=frame.STOP, seed=seed * 100_003 + index,
+        )
+        texts = engine.generate([frame.prompt(i.prompt) for i in chunk], sampling)
+        out = []
+        for ins, samples in zip(chunk, texts, strict=True):
+            for j, raw in enumerate(samples):
+                text = frame.clean(raw)
+                passed = verify(ins, text)
+                out.append(Response(
+                    id=response_id(ins.id, j), instruction_id=ins.id, sample=j, text=text,
+                    passed=passed, all_passed=bool(passed) and all(passed),
+                ))
+        return out
+
+    ids = lambda ins: [response_id(ins.id, j) for j in range(cfg.k)]  # noqa: E731
+    return run_chunked(step, instructions, cfg.chunk, Response, work, ids)
+
+
+def pass_rates(instructions: list[Instruction], responses: list[Response]) -> dict:
+    """Share of answers that pass all constraints, and share of instructions with at least one."""
+    by_ins: dict[str, list[bool]] = {}
+    for r in responses:
+        by_ins.setdefault(r.instruction_id, []).append(r.all_passed)
+    answers = [p for v in by_ins.values() for p in v]
+    return {
+        "answers": len(answers),
+        "answer_pass_rate": sum(answers) / len(answers) if answers else 0.0,
+        "instructions_with_a_pass": sum(any(v) for v in by_ins.values()),
+        "instructions": len(instructions),
+    }

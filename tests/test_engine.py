@@ -1,0 +1,66 @@
+"""The HF engine on a tiny random model: completion-mode token ids, seeds, stops, n, batching, scores."""
+
+import pytest
+import torch
+
+from cai_bootstrap.engines import Sampling
+from cai_bootstrap.engines.hf import HFEngine, cut_at_stop
+
+PROMPTS = ["Instruction: Write a note.\nResponse:", "The sea", "List three fruits in lowercase. Response: apple"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return HFEngine.from_path(tiny_model_dir, batch_size=2)
+
+
+def test_prompt_ids_are_bos_plus_plain_ids(engine):
+    """No chat template, no EOS, nothing added but the explicit BOS."""
+    text = "Instruction: hi\nResponse:"
+    plain = engine.tok(text, add_special_tokens=False).input_ids
+    assert engine.input_ids_for(text) == [engine.tok.bos_token_id] + plain
+    assert engine.tok.eos_token_id not in engine.input_ids_for(text)
+
+
+def test_same_seed_same_text_and_n_samples(engine):
+    s = Sampling(n=3, temperature=1.0, top_p=0.9, max_new_tokens=12, seed=7)
+    a = engine.generate(PROMPTS, s)
+    b = engine.generate(PROMPTS, s)
+    assert a == b
+    assert [len(x) for x in a] == [3, 3, 3]
+    c = engine.generate(PROMPTS, s.model_copy(update={"seed": 8}))
+    assert c != a
+
+
+def test_greedy_batched_equals_batch_size_one(tiny_model_dir):
+    s = Sampling(n=1, temperature=0.0, max_new_tokens=10)
+    batched = HFEngine.from_path(tiny_model_dir, batch_size=3).generate(PROMPTS, s)
+    single = HFEngine.from_path(tiny_model_dir, batch_size=1).generate(PROMPTS, s)
+    assert batched == single
+
+
+def test_stop_strings_cut_the_text(engine):
+    free = engine.generate(PROMPTS[:1], Sampling(max_new_tokens=20))[0][0]
+    assert len(free) > 2
+    stop = free[1:3]
+    cut = engine.generate(PROMPTS[:1], Sampling(max_new_tokens=20, stop=[stop]))[0][0]
+    assert stop not in cut
+    assert free.startswith(cut)
+
+
+def test_cut_at_stop_takes_the_earliest():
+    assert cut_at_stop("abc\nInstruction: x\n\n\n\n", ["\n\n\n\n", "\nInstruction:"]) == "abc"
+    assert cut_at_stop("no stop here", ["\nInstruction:"]) == "no stop here"
+
+
+def test_logprobs_match_a_full_forward(engine):
+    prompts, conts = ["The sea is", "Instruction: hi\nResponse:"], [" wide and blue", " ok"]
+    got = engine.logprobs(prompts, conts)
+    for p, c, g in zip(prompts, conts, got, strict=True):
+        p_ids = engine.input_ids_for(p)
+        c_ids = engine.tok(c, add_special_tokens=False).input_ids
+        ids = torch.tensor([p_ids + c_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(engine.model(ids).logits[0, :-1].float(), -1)
+        want = sum(logp[len(p_ids) - 1 + i, t].item() for i, t in enumerate(c_ids))
+        assert g == pytest.approx(want, abs=1e-4)

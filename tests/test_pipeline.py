@@ -1,0 +1,88 @@
+"""One whole stage on a tiny random model through the CLI: files, skip on re-run, stale, gate exit 3."""
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cai_bootstrap.cli import app
+
+
+def _recipe(tmp_path, model_dir, **gate) -> str:
+    recipe = {
+        "run": {"name": "tiny", "run_dir": str(tmp_path / "run"), "seed": 0},
+        "model": {"generator": str(model_dir), "dtype": "float32", "train_dtype": "float32", "batch_size": 8},
+        "stages": [{
+            "stage": 1,
+            "instructions": {
+                "n_train": 6, "n_heldout": 5, "max_constraints": 1,
+                "constraint_types": ["punctuation:no_comma", "cai:no_digits"],
+                "self_instruct": {"n_tasks": 2, "max_rounds": 1, "prompts_per_round": 2, "max_new_tokens": 16},
+            },
+            "responses": {"k": 4, "max_new_tokens": 6, "chunk": 4},
+            "critique": {"max_items": 2, "critique_max_new_tokens": 8, "max_new_tokens": 8, "shots": 1},
+            "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0},
+            "lora": {"r": 4},
+            "sft": {"epochs": 1, "batch_size": 4, "max_length": 1024, "learning_rate": 1e-3},
+            "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},
+            "eval": {"max_new_tokens": 6, "safety": {"n_redteam": 2, "n_benign": 2, "max_new_tokens": 6,
+                                                     "harm_categories": []}},
+            "gate": gate or {"metric": "prompt_strict"},
+        }],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return str(path)
+
+
+def _manifests(run_dir):
+    return {str(p.relative_to(run_dir)): p.read_text() for p in sorted(run_dir.rglob("manifest.json"))}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("pipe")
+    recipe = _recipe(tmp, tiny_model_dir)
+    result = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet"])
+    assert result.exit_code == 0, result.output
+    return tmp, recipe
+
+
+def test_stage_writes_every_artifact(finished_run):
+    tmp, _ = finished_run
+    run = tmp / "run"
+    s1 = run / "stage1"
+    for rel in ["heldout", "round1/instructions", "round1/responses", "round1/critique", "round1/pairs",
+                "eval_base", "round1/sft", "round1/dpo", "model", "round1/eval", "safety_base", "round1/safety"]:
+        assert (s1 / rel / "manifest.json").exists(), rel
+    assert (s1 / "model" / "lineage.json").exists()
+    assert (run / "report.md").exists() and (run / "report.html").exists()
+    summary = json.loads((s1 / "stage.json").read_text())
+    assert summary["comparison"]["base"]["n"] == 5
+    assert summary["gate"]["passed"]
+    sft = json.loads((s1 / "round1" / "sft" / "manifest.json").read_text())["result"]
+    assert sft["steps"] >= 1
+
+
+def test_rerun_skips_every_step(finished_run):
+    tmp, recipe = finished_run
+    before = _manifests(tmp / "run")
+    result = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert _manifests(tmp / "run") == before
+
+
+def test_changed_config_is_stale_until_forced(finished_run):
+    tmp, recipe = finished_run
+    res = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet", "--set", "stages.0.responses.temperature=0.5"])
+    assert res.exit_code == 2
+    assert "is stale" in res.output
+
+
+def test_failed_gate_exits_3_and_still_reports(tmp_path, tiny_model_dir):
+    recipe = _recipe(tmp_path, tiny_model_dir, metric="prompt_strict", min_success=1.0)
+    res = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet"])
+    assert res.exit_code == 3, res.output
+    assert "Stage 1 FAILED: achieved" in res.output and "(need 100.0%)" in res.output
+    assert (tmp_path / "run" / "report.html").exists()
