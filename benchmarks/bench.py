@@ -27,7 +27,11 @@ def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=["0.5b", "7b"], required=True)
     p.add_argument("--gen-batches", default="64", help="comma-separated batch sizes")
-    p.add_argument("--paths", default="engine,static,graph", help="generation paths beside plain")
+    p.add_argument(
+        "--paths",
+        default="engine,static,graph",
+        help="generation paths beside plain: stop,engine,static,graph,ours,ours_sample,ours_stop",
+    )
     p.add_argument("--prompt", type=int, default=256)
     p.add_argument("--new", type=int, default=256)
     p.add_argument("--score-batch", type=int, default=16)
@@ -154,6 +158,9 @@ def _train_sections(res: Results, model, c, a, peak) -> None:
     res.section("dpo", lambda: bench_dpo(pm, c, a.train_batch, half, half, a.dpo_checkpointing, peak))
 
 
+OURS = ("ours", "ours_sample", "ours_stop")
+
+
 def _fmt(d: dict, key: str, spec: str) -> str:
     return format(d[key], spec) if isinstance(d, dict) and key in d else "-"
 
@@ -163,13 +170,15 @@ def print_table(data: dict, model: str) -> None:
     print(f"{'what':34s} {'tok/s':>10s} {'%bound':>7s} {'%b dec':>7s} {'MFU':>6s} {'extra':s}")
     for key, v in data.items():
         if key.startswith("gen_b") and "error" not in v:
-            for path in ("plain", "plain_stop_strings", "engine", "static_compile", "graph_loop"):
+            for path in ("plain", "plain_stop_strings", "engine", "static_compile", "graph_loop", *OURS):
                 r = v.get(path, {})
                 extra = ""
                 if "greedy_check" in r and "frac_exact_argmax" in r["greedy_check"]:
                     extra = f"argmax {r['greedy_check']['frac_exact_argmax']:.3f} "
                 if "vs_plain" in r:
                     extra += f"rows=plain {r['vs_plain']['rows_equal']}/{r['vs_plain']['rows']}"
+                if "capture_s_est" in r:
+                    extra += f" capture {r['capture_s_est']:.1f}s"
                 if "compile_s_est" in r:
                     extra += f" compile {r['compile_s_est']:.0f}s"
                 if "skipped" in r or "error" in r:

@@ -156,6 +156,39 @@ def bench_graph(model, tok, ids, new: int, reps: int, reference) -> dict:
     }
 
 
+def bench_ours(model, tok, ids, new: int, reps: int, reference, mode: str) -> dict:
+    """cai_bootstrap.engines.fastdecode: static slot cache, one CUDA graph per 128-slot cache bucket,
+    grouped-query heads folded onto their K/V head. mode: greedy, sample (temperature 1, top_p 1:
+    Gumbel-max in the graph) or stop (greedy plus the frame's stop strings checked every 16 steps)."""
+    from cai_bootstrap.engines.fastdecode import FastDecoder, TextStop
+    from cai_bootstrap.engines.hf import NucleusSampler
+    from cai_bootstrap.tasks.frame import STOP
+
+    dec = FastDecoder(model)
+    mask = torch.ones_like(ids)
+    sampler = NucleusSampler(1.0, 1.0) if mode == "sample" else None
+    stop = TextStop(tok, list(STOP)) if mode == "stop" else None
+
+    def run(n=new):
+        return dec.generate_ids(ids, mask, n, pad_id=PAD, sampler=sampler, stop=stop)
+
+    first_s, _ = timed(run)
+    t_pre, _ = repeat(lambda: run(1), warmup=1, reps=3)
+    times, outs = repeat(run, warmup=0, reps=reps)
+    res = {
+        "times": times,
+        "first_call_s": first_s,
+        "capture_s_est": first_s - median(times),
+        "graphs": len(dec.graphs),
+        "own_prefill_times": t_pre,
+        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "vs_plain": compare(tok, reference, tok.batch_decode(outs[0], skip_special_tokens=True)),
+    }
+    if mode != "sample":
+        res["greedy_check"] = greedy_gaps(model, ids, outs[0])
+    return res
+
+
 def _path(fn, need_s: float, deadline, rate_of) -> dict:
     """One optional path: skipped when time is short; an error is recorded (and printed), not raised,
     so the other paths of the same batch keep their numbers."""
@@ -184,6 +217,9 @@ def run_generation(model, tok, c: Counts, batch: int, prompt: int, new: int, pat
         "static": ("static_compile", lambda: bench_static(model, tok, ids, new, 2, ref), 3 * est + 150),
         "graph": ("graph_loop", lambda: bench_graph(model, tok, ids, new, 3, ref), 2 * est + 120),
     }
+    for mode in ("greedy", "sample", "stop"):
+        key = "ours" if mode == "greedy" else f"ours_{mode}"
+        todo[key] = (key, lambda mode=mode: bench_ours(model, tok, ids, new, 3, ref, mode), est + 60)
     for key, (name, fn, need) in todo.items():
         if key in paths:
             print(f"-- {name} b{batch}", flush=True)

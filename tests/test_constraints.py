@@ -231,6 +231,12 @@ CASES = [
     ("cai:no_digits", {}, "Twenty bees.", True),
     ("cai:no_digits", {}, "20 bees.", False),
     ("cai:no_digits", {}, "٣ bees.", False),
+    ("cai:contains_answer", {"answers": ["Paris"]}, "It is Paris.", True),
+    ("cai:contains_answer", {"answers": ["Paris"]}, "Parisian food.", False),
+    ("cai:choice", {"label": "A"}, "Answer A", True),
+    ("cai:choice", {"label": "A"}, "A or B", False),
+    ("cai:yes_no", {"answer": "yes"}, "Yes.", True),
+    ("cai:yes_no", {"answer": "yes"}, "No.", False),
 ]
 
 
@@ -301,6 +307,9 @@ def _sampled_kwargs() -> dict[str, list[dict]]:
         for iid in PHRASINGS
     }
     out["detectable_format:constrained_response"] = [{}]
+    out["cai:contains_answer"] = [{"answers": ["Paris", "the Sun"]}]
+    out["cai:choice"] = [{"label": "A"}, {"label": "B"}]
+    out["cai:yes_no"] = [{"answer": "yes"}, {"answer": "no"}]
     return out
 
 

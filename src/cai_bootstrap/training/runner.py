@@ -136,7 +136,7 @@ def trl_kwargs(cfg, out_dir: Path) -> dict:
         "save_strategy": "steps",
         "save_steps": cfg.save_steps,
         "save_total_limit": None,  # transformers prunes by mtime; CheckpointSealer prunes by step
-        "activation_checkpointing": cfg.gradient_checkpointing,  # transformers 5 name; TRL defaults it on
+        CHECKPOINTING_ARG: cfg.gradient_checkpointing,  # TRL defaults it on; we default it off
         "bf16": resolve_bf16(cfg.bf16),
         "fp16": False,
         "use_cpu": not torch.cuda.is_available(),
@@ -145,6 +145,20 @@ def trl_kwargs(cfg, out_dir: Path) -> dict:
         "dataloader_num_workers": 0,
         "ddp_find_unused_parameters": False,  # every LoRA weight is used in every forward
     }
+
+
+def _checkpointing_arg() -> str:
+    """transformers renamed gradient_checkpointing to activation_checkpointing within 5.x (5.17 on the
+    GPU image has only the old name; 5.23 warns on it), so use whichever TrainingArguments has."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+CHECKPOINTING_ARG = _checkpointing_arg()
 
 
 def finish(

