@@ -54,9 +54,9 @@ def test_stage_writes_every_artifact(finished_run):
     run = tmp / "run"
     s1 = run / "stage1"
     for rel in ["heldout", "round1/instructions", "round1/responses", "round1/critique", "round1/pairs",
-                "eval_base", "round1/sft", "round1/dpo", "model", "round1/eval", "safety_base", "round1/safety"]:
+                "eval_base", "round1/sft", "round1/dpo", "round1/model", "round1/eval", "safety_base", "round1/safety"]:
         assert (s1 / rel / "manifest.json").exists(), rel
-    assert (s1 / "model" / "lineage.json").exists()
+    assert (s1 / "round1" / "model" / "lineage.json").exists()
     assert (run / "report.md").exists() and (run / "report.html").exists()
     summary = json.loads((s1 / "stage.json").read_text())
     assert summary["comparison"]["base"]["n"] == 5
@@ -81,8 +81,9 @@ def test_changed_config_is_stale_until_forced(finished_run):
 
 
 def test_failed_gate_exits_3_and_still_reports(tmp_path, tiny_model_dir):
-    recipe = _recipe(tmp_path, tiny_model_dir, metric="prompt_strict", min_success=1.0)
+    # Five held-out items can never give a significant McNemar gain, so this gate must fail.
+    recipe = _recipe(tmp_path, tiny_model_dir, metric="prompt_strict", require_improvement=True)
     res = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet"])
     assert res.exit_code == 3, res.output
-    assert "Stage 1 FAILED: achieved" in res.output and "(need 100.0%)" in res.output
+    assert "Stage 1 FAILED: achieved" in res.output and "(need " in res.output
     assert (tmp_path / "run" / "report.html").exists()

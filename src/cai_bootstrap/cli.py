@@ -56,6 +56,8 @@ def run(
     recipe: Annotated[Path | None, typer.Option(help="recipe YAML (default: the packaged quickstart)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. stages.0.responses.k=2")] = None,
     stages: Annotated[str | None, typer.Option(help="which stages, e.g. 1-6 or 1,2")] = None,
+    from_stage: Annotated[int | None, typer.Option(help="start at stage N with stage N-1's model")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue RUN_DIR with its saved config.resolved.yaml")] = None,
     force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
 ):
@@ -63,10 +65,21 @@ def run(
     from .config import load_recipe
     from .pipeline import run as run_pipeline
 
+    from .errors import UserError
+
     logging_.setup(quiet)
+    if resume is not None:
+        if recipe is not None:
+            raise UserError("--resume uses the run's saved config; --recipe cannot be given too", "drop one of them")
+        recipe = resume / "config.resolved.yaml"
+        if not recipe.exists():
+            raise UserError(f"{resume} has no config.resolved.yaml", "pass a folder that cai-bootstrap run wrote")
     cfg = load_recipe(recipe or QUICKSTART, set_ or [])
+    chosen = _stage_list(stages)
+    if from_stage is not None:
+        chosen = [s.stage for s in cfg.stages if s.stage >= from_stage and (chosen is None or s.stage in chosen)]
     try:
-        run_pipeline(cfg, force=force, stages=_stage_list(stages))
+        run_pipeline(cfg, force=force, stages=chosen)
     finally:
         report = cfg.run_dir() / "report.md"
         if report.exists():

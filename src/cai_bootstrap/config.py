@@ -25,10 +25,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TimeoutSettings(_Strict):
+    """Wall-clock limits per kind of step, in seconds (null = none). Defaults fit days-long GPU runs."""
+
+    generation: float | None = Field(12 * 3600, gt=0, description="instructions, answers, critique, pairs")
+    training: float | None = Field(24 * 3600, gt=0, description="one SFT or DPO run")
+    evaluation: float | None = Field(6 * 3600, gt=0, description="one model's held-out or safety evaluation")
+
+
 class RunSettings(_Strict):
     name: str = Field("quickstart", description="run name; the run folder is runs/<name> unless run_dir is set")
     run_dir: Path | None = Field(None, description="where the run's files go")
     seed: int = Field(0, description="seeds every sampling, split and training step")
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
 
 
 class ModelSettings(_Strict):
@@ -39,6 +48,10 @@ class ModelSettings(_Strict):
     train_dtype: Literal["float32", "bfloat16"] = Field("float32", description="precision of the frozen base in training")
     device: str = Field("auto", description="'auto' (cuda if present), 'cpu' or 'cuda'")
     batch_size: int = Field(8, ge=1, description="generation and scoring batch size")
+    judge: str | None = Field(
+        None, description="a fixed judge model for every stage (avoids a model grading itself into collapse); "
+        "null = each stage's input model judges"
+    )
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -83,6 +96,7 @@ class GateSettings(_Strict):
 
 class StageSettings(_Strict):
     stage: int = Field(1, ge=1, le=6)
+    max_rounds: int = Field(1, ge=1, description="generate -> pairs -> train rounds until the gate passes")
     instructions: InstructionSettings = Field(default_factory=InstructionSettings)
     responses: ResponseSettings = Field(default_factory=ResponseSettings)
     critique: CritiqueSettings = Field(default_factory=CritiqueSettings)

@@ -60,9 +60,20 @@ def _safety(summary: dict) -> tuple[dict | None, dict | None]:
     return harm or None, refuse or None
 
 
+def _title(summary: dict) -> str:
+    from ..tasks.curriculum import STAGE_TITLES
+
+    stage = summary.get("stage", 1)
+    title = STAGE_TITLES.get(stage, "Explicit instructions with verifiable constraints")
+    rounds = summary.get("rounds") or []
+    if rounds:
+        title += f" (round {summary.get('chosen_round')} of {len(rounds)} run: {summary.get('stop_reason', '')})"
+    return title
+
+
 def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
     summary = _json(folder / "stage.json") or {}
-    r1 = folder / "round1"
+    r1 = folder / f"round{summary.get('chosen_round', 1)}"
     pairs_m = _json(r1 / "pairs" / "manifest.json") or {}
     ins_m = _json(r1 / "instructions" / "manifest.json") or {}
     stats = pairs_m.get("stats")
@@ -71,9 +82,9 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
     base, trained = [], []
     if summary.get("base_eval") and Path(summary["base_eval"]).exists():
         base = read_jsonl(Path(summary["base_eval"]), EvalItem)
-        trained = read_jsonl(Path(summary["trained_eval"]), EvalItem)
+        trained = read_jsonl(Path(summary["trained_eval"]), EvalItem) if summary.get("trained_eval") else []
     artifacts = {
-        "held-out instructions": r1.parent / "heldout" / "records.jsonl",
+        "held-out instructions": folder / "heldout" / "records.jsonl",
         "training instructions": r1 / "instructions" / "records.jsonl",
         "responses": r1 / "responses" / "records.jsonl",
         "critiques": r1 / "critique" / "critiques.jsonl",
@@ -81,14 +92,14 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         "SFT examples": r1 / "pairs" / "sft.jsonl",
         "baseline answers": folder / "eval_base" / "records.jsonl",
         "trained answers": r1 / "eval" / "records.jsonl",
-        "merged model": folder / "model",
+        "merged model": Path(summary["model"]) if summary.get("model") else r1 / "model",
     }
     acc = summary.get("accuracies")
     harmless, over_refusal = _safety(summary)
     margins = [p.get("margin") for p in _curve(r1 / "pairs" / "records.jsonl") if p.get("margin") is not None]
     return StageReport(
         stage=summary.get("stage", int(folder.name.removeprefix("stage"))),
-        title="explicit instructions with verifiable constraints",
+        title=_title(summary),
         comparison=Comparison.model_validate(summary["comparison"]) if summary.get("comparison") else None,
         ifeval={"baseline": acc["base"], "trained": acc["trained"]} if acc else None,
         harmlessness=harmless,

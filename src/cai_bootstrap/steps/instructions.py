@@ -1,14 +1,22 @@
-"""Stage-1 instructions: held-out set from unseen tasks and wordings; training set from seed tasks plus
-the model's own self-instruct tasks, each with 1-3 verifiable constraints; a leakage check between them."""
+"""Instructions for a stage and round.
+
+Stage 1: the held-out set from unseen tasks and wordings; the training set from seed tasks plus the
+model's own self-instruct tasks, each with 1-3 verifiable constraints. Stages 2-5: the curriculum
+builders (tasks/curriculum), stages 4-5 from earlier stages' verified answers. Stage 6: helpfulness
+prompts plus red-team requests the model writes itself; it is evaluated on stage 1's held-out kind
+(instruction following) plus the safety evaluation. Every training set passes a leakage check
+against the held-out set.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 
-from ..engines import Engine
+from ..engines import Engine, Sampling
+from ..log import log
 from ..records import BaseTask, Instruction
-from ..tasks import selfinstruct
+from ..tasks import curriculum, selfinstruct
 from ..tasks.composer import compose, constraint_types_default, load_base_tasks
 from ..tasks.diversity import diversity_stats
 from ..tasks.leakage import assert_no_leakage, check_leakage
@@ -17,11 +25,13 @@ from ..tasks.leakage import assert_no_leakage, check_leakage
 # task-vs-task (measured by the self-instruct helper on 3,000 x 3,000 synthetic prompts: 0.8 flags none).
 PROMPT_LEAKAGE_THRESHOLD = 0.8
 
+Earlier = list[tuple[Instruction, str, bool]]
+
 
 @dataclass
 class InstructionsOutput:
     instructions: list[Instruction]
-    self_tasks: list[BaseTask]
+    self_tasks: list[BaseTask] = field(default_factory=list)
     rejected: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
 
@@ -30,34 +40,61 @@ def _types(cfg) -> list[str]:
     return cfg.constraint_types or constraint_types_default()
 
 
-def heldout(cfg, seed: int, stage: int) -> list[Instruction]:
-    """The stage's held-out set: held-out base tasks (disjoint topic x kind) and held-out phrasings."""
+def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[Instruction]:
+    """The stage's held-out set (never trained on; disjoint seeds and wordings)."""
     rng = random.Random(f"heldout-{seed}-{stage}")
-    return compose(
-        rng, load_base_tasks("heldout"), cfg.n_heldout, "heldout", _types(cfg),
-        cfg.min_constraints, cfg.max_constraints, stage,
-    )
+    if stage in (1, 6):
+        return compose(
+            rng, load_base_tasks("heldout"), cfg.n_heldout, "heldout", _types(cfg),
+            cfg.min_constraints, cfg.max_constraints, stage,
+        )
+    return curriculum.build(stage, "heldout", cfg.n_heldout, rng, earlier=earlier if stage in (4, 5) else None)
 
 
-def run(cfg, seed: int, stage: int, engine: Engine, held: list[Instruction]) -> InstructionsOutput:
-    """Self-instruct new training tasks, compose training instructions, and refuse any leakage."""
+def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]) -> InstructionsOutput:
     seeds = load_base_tasks("train")
     topics = sorted({t.topic for t in seeds})
     kinds = sorted({t.kind for t in seeds})
     held_tasks = [t.text for t in load_base_tasks("heldout")] + [h.task for h in held]
-    si = selfinstruct.run(cfg.self_instruct, seeds, engine, topics, kinds, exclude=held_tasks)
+    si_cfg = cfg.self_instruct.model_copy(update={"seed": cfg.self_instruct.seed + 1000 * (round_ - 1)})
+    si = selfinstruct.run(si_cfg, seeds, engine, topics, kinds, exclude=held_tasks)
     tasks = seeds + si.tasks
-    rng = random.Random(f"train-{seed}-{stage}")
-    train = compose(rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, stage)
-    train_texts = [i.prompt for i in train] + [i.task for i in train]
-    assert_no_leakage([h.task for h in held], train_texts, cfg.leakage_threshold)
-    assert_no_leakage([h.prompt for h in held], [i.prompt for i in train], PROMPT_LEAKAGE_THRESHOLD)
-    leak = check_leakage([h.task for h in held], train_texts, cfg.leakage_threshold)
-    stats = {
-        "diversity": diversity_stats(train, tasks),
-        "self_instruct": si.stats,
-        "leakage": leak.summary(),
-        "n_train": len(train),
-        "n_heldout": len(held),
-    }
+    rng = random.Random(f"train-{seed}-1-{round_}")
+    train = compose(rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, 1)
+    stats = {"diversity": diversity_stats(train, tasks), "self_instruct": si.stats}
     return InstructionsOutput(train, si.tasks, si.rejected, stats)
+
+
+def _redteam_requests(engine: Engine, seed: int, n: int) -> list[str]:
+    """Stage 6: the model writes its own red-team requests, one per topic (topic-guided)."""
+    topics = curriculum.redteam_topics()
+    rng = random.Random(f"redteam-{seed}")
+    rng.shuffle(topics)
+    topics = topics[:n]
+    sampling = Sampling(n=1, temperature=0.9, top_p=0.95, max_new_tokens=64, stop=curriculum.REDTEAM_STOP, seed=seed)
+    outs = engine.generate([curriculum.redteam_prompt_request(t) for t in topics], sampling)
+    parsed = [curriculum.parse_redteam(o[0]) for o in outs]
+    requests = [p.request for p in parsed if p.request]
+    log.info("stage 6: the model wrote %d usable red-team requests from %d topics", len(requests), len(topics))
+    return requests
+
+
+def run(cfg, seed: int, stage: int, round_: int, engine: Engine, held: list[Instruction],
+        earlier: Earlier | None = None) -> InstructionsOutput:
+    """Training instructions for one round of one stage; refuses any overlap with `held`."""
+    if stage == 1:
+        out = _stage1(cfg, seed, round_, engine, held)
+    else:
+        rng = random.Random(f"train-{seed}-{stage}-{round_}")
+        generated = _redteam_requests(engine, seed + round_, cfg.n_train) if stage == 6 else None
+        train = curriculum.build(stage, "train", cfg.n_train, rng,
+                                 earlier=earlier if stage in (4, 5) else None, generated=generated)
+        out = InstructionsOutput(train, stats={"diversity": diversity_stats(train, None)})
+    train_texts = [i.prompt for i in out.instructions] + [i.task for i in out.instructions]
+    assert_no_leakage([h.task for h in held], train_texts, cfg.leakage_threshold)
+    assert_no_leakage([h.prompt for h in held], [i.prompt for i in out.instructions], PROMPT_LEAKAGE_THRESHOLD)
+    out.stats.update(
+        leakage=check_leakage([h.task for h in held], train_texts, cfg.leakage_threshold).summary(),
+        n_train=len(out.instructions), n_heldout=len(held),
+    )
+    return out

@@ -1,0 +1,94 @@
+"""Stages and rounds: stage 2 generates with stage 1's merged model; rounds stop at the gate or on a
+score drop; a step past its timeout fails with the documented message."""
+
+import json
+import time
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cai_bootstrap import pipeline
+from cai_bootstrap.cli import app
+from cai_bootstrap.config import StageSettings
+from cai_bootstrap.engines.holder import model_identity
+from cai_bootstrap.errors import StepFailed
+from cai_bootstrap.stage import StepTimeout
+from test_pipeline import _recipe
+
+
+def test_stage_two_generates_with_stage_one_model(tmp_path, tiny_model_dir):
+    path = _recipe(tmp_path, tiny_model_dir)
+    recipe = yaml.safe_load(open(path))
+    s2 = json.loads(json.dumps(recipe["stages"][0]))
+    s2["stage"] = 2
+    del s2["instructions"]["constraint_types"], s2["instructions"]["self_instruct"]
+    s2["eval"]["safety"]["enabled"] = False
+    # A random model never answers stage 2 correctly: no passing answer to imitate, so stage 2 runs
+    # "DPO only" on judge-ordered pairs (the method's ablation mode).
+    s2["sft"]["enabled"] = False
+    s2["judge"] = {"enabled": True}
+    recipe["stages"].append(s2)
+    open(path, "w").write(yaml.safe_dump(recipe))
+    res = CliRunner().invoke(app, ["run", "--recipe", path, "--quiet"])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "run"
+    stage1_model = run / "stage1" / "round1" / "model"
+    m = json.loads((run / "stage2" / "round1" / "responses" / "manifest.json").read_text())
+    assert m["config"]["model"] == model_identity(stage1_model)
+    lineage = json.loads((run / "stage2" / "round1" / "model" / "lineage.json").read_text())
+    assert lineage["parent_lineage"]["weights_sha256"] == json.loads((stage1_model / "lineage.json").read_text())[
+        "weights_sha256"]
+    ins = [json.loads(x) for x in (run / "stage2" / "round1" / "instructions" / "records.jsonl").read_text().splitlines()]
+    assert ins and all(i["stage"] == 2 for i in ins)
+    assert "Stage 2" in (run / "report.md").read_text() or "stage 2" in (run / "report.md").read_text().lower()
+
+
+class _Ctx:
+    def __init__(self, rounds):
+        self.cfg = StageSettings(stage=1, max_rounds=rounds)
+        self.base = "base"
+        self.round = 0
+        self.generator = None
+
+
+def _scripted(monkeypatch, scores, passes):
+    calls = []
+
+    def fake_round(ctx, held):
+        calls.append(str(ctx.generator))
+        return {"round": ctx.round, "model": f"m{ctx.round}", "trained_eval": "x", "safety": None}
+
+    def fake_judge(cfg, base_eval, info):
+        r = info["round"]
+        return {**info, "score": scores[r - 1], "gate": {"passed": passes[r - 1]}}
+
+    monkeypatch.setattr(pipeline, "run_round", fake_round)
+    monkeypatch.setattr(pipeline, "_judge_round", fake_judge)
+    return calls
+
+
+def test_rounds_stop_when_the_gate_passes(monkeypatch):
+    calls = _scripted(monkeypatch, [0.2, 0.5, 0.9, 0.95], [False, False, True, True])
+    done, chosen, why = pipeline._rounds(_Ctx(4), None, None)
+    assert len(done) == 3 and chosen["round"] == 3 and why == "gate passed"
+    assert calls == ["base", "m1", "m2"]  # each round starts from the previous round's model
+
+
+def test_rounds_stop_on_a_score_drop_and_keep_the_better_round(monkeypatch):
+    _scripted(monkeypatch, [0.4, 0.3, 0.9], [False, False, False])
+    done, chosen, why = pipeline._rounds(_Ctx(3), None, None)
+    assert len(done) == 2 and chosen["round"] == 1 and "dropped" in why
+
+
+def test_rounds_stop_at_max_rounds(monkeypatch):
+    _scripted(monkeypatch, [0.1, 0.2], [False, False])
+    done, chosen, why = pipeline._rounds(_Ctx(2), None, None)
+    assert chosen["round"] == 2 and "max_rounds" in why
+
+
+def test_timeout_fails_the_step_with_the_documented_message():
+    with pytest.raises(StepFailed, match=r"step 'generation' exceeded its timeout of 0 s") as err:
+        with StepTimeout("generation", 0.2):
+            time.sleep(2)
+    assert "run.timeouts.generation" in err.value.fix
