@@ -22,7 +22,9 @@ def test_unknown_key_is_exit_2(tmp_path):
 
 
 def test_unknown_model_is_exit_2(tmp_path):
-    res = runner.invoke(app, ["run", "--set", "model.generator=embedded:nope", "--set", f"run.run_dir={tmp_path}"])
+    res = runner.invoke(
+        app, ["run", "--set", "model.generator=embedded:nope", "--set", f"run.run_dir={tmp_path}"]
+    )
     assert res.exit_code == 2 and "unknown embedded model 'nope'" in res.output
 
 
@@ -35,10 +37,18 @@ def test_models_lists_both_embedded_models():
 
 def _ifeval_rows(path):
     rows = [
-        {"key": 1, "prompt": "Write about tea. Do not use any commas.", "instruction_id_list": ["punctuation:no_comma"],
-         "kwargs": [{}]},
-        {"key": 2, "prompt": "Describe rain in lowercase letters only.",
-         "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]},
+        {
+            "key": 1,
+            "prompt": "Write about tea. Do not use any commas.",
+            "instruction_id_list": ["punctuation:no_comma"],
+            "kwargs": [{}],
+        },
+        {
+            "key": 2,
+            "prompt": "Describe rain in lowercase letters only.",
+            "instruction_id_list": ["change_case:english_lowercase"],
+            "kwargs": [{}],
+        },
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
@@ -46,12 +56,24 @@ def _ifeval_rows(path):
 
 def test_eval_scores_a_responses_file(tmp_path):
     rows = _ifeval_rows(tmp_path / "in.jsonl")
-    answers = [{"prompt": rows[0]["prompt"], "response": "Tea is warm and calm."},
-               {"prompt": rows[1]["prompt"], "response": "Rain Falls softly."}]
+    answers = [
+        {"prompt": rows[0]["prompt"], "response": "Tea is warm and calm."},
+        {"prompt": rows[1]["prompt"], "response": "Rain Falls softly."},
+    ]
     (tmp_path / "ans.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
     out = tmp_path / "res.json"
-    res = runner.invoke(app, ["eval", "--ifeval", str(tmp_path / "in.jsonl"), "--responses",
-                              str(tmp_path / "ans.jsonl"), "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--ifeval",
+            str(tmp_path / "in.jsonl"),
+            "--responses",
+            str(tmp_path / "ans.jsonl"),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
     assert result["prompt_strict"] == 0.5 and result["instruction_strict"] == 0.5
@@ -59,8 +81,21 @@ def test_eval_scores_a_responses_file(tmp_path):
 
 def test_eval_generates_with_a_model(tmp_path, tiny_model_dir):
     _ifeval_rows(tmp_path / "in.jsonl")
-    res = runner.invoke(app, ["eval", "--ifeval", str(tmp_path / "in.jsonl"), "--model", str(tiny_model_dir),
-                              "--max-new-tokens", "8", "--dtype", "float32", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--ifeval",
+            str(tmp_path / "in.jsonl"),
+            "--model",
+            str(tiny_model_dir),
+            "--max-new-tokens",
+            "8",
+            "--dtype",
+            "float32",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert list(tmp_path.glob("in.*.results.json")) and list(tmp_path.glob("in.*.responses.jsonl"))
 

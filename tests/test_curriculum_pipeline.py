@@ -13,7 +13,7 @@ from cai_bootstrap.cli import app
 from cai_bootstrap.config import StageSettings
 from cai_bootstrap.engines.holder import model_identity
 from cai_bootstrap.errors import StepFailed
-from cai_bootstrap.stage import StepTimeout
+from cai_bootstrap.stage_context import StepTimeout
 from test_pipeline import _recipe
 
 
@@ -37,11 +37,18 @@ def test_stage_two_generates_with_stage_one_model(tmp_path, tiny_model_dir):
     m = json.loads((run / "stage2" / "round1" / "responses" / "manifest.json").read_text())
     assert m["config"]["model"] == model_identity(stage1_model)
     lineage = json.loads((run / "stage2" / "round1" / "model" / "lineage.json").read_text())
-    assert lineage["parent_lineage"]["weights_sha256"] == json.loads((stage1_model / "lineage.json").read_text())[
-        "weights_sha256"]
-    ins = [json.loads(x) for x in (run / "stage2" / "round1" / "instructions" / "records.jsonl").read_text().splitlines()]
+    assert (
+        lineage["parent_lineage"]["weights_sha256"]
+        == json.loads((stage1_model / "lineage.json").read_text())["weights_sha256"]
+    )
+    ins = [
+        json.loads(x)
+        for x in (run / "stage2" / "round1" / "instructions" / "records.jsonl").read_text().splitlines()
+    ]
     assert ins and all(i["stage"] == 2 for i in ins)
-    assert "Stage 2" in (run / "report.md").read_text() or "stage 2" in (run / "report.md").read_text().lower()
+    assert (
+        "Stage 2" in (run / "report.md").read_text() or "stage 2" in (run / "report.md").read_text().lower()
+    )
 
 
 class _Ctx:

@@ -6,7 +6,11 @@ import torch
 from cai_bootstrap.engines import Sampling
 from cai_bootstrap.engines.hf import HFEngine, cut_at_stop
 
-PROMPTS = ["Instruction: Write a note.\nResponse:", "The sea", "List three fruits in lowercase. Response: apple"]
+PROMPTS = [
+    "Instruction: Write a note.\nResponse:",
+    "The sea",
+    "List three fruits in lowercase. Response: apple",
+]
 
 
 @pytest.fixture(scope="module")

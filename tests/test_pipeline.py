@@ -13,23 +13,34 @@ def _recipe(tmp_path, model_dir, **gate) -> str:
     recipe = {
         "run": {"name": "tiny", "run_dir": str(tmp_path / "run"), "seed": 0},
         "model": {"generator": str(model_dir), "dtype": "float32", "train_dtype": "float32", "batch_size": 8},
-        "stages": [{
-            "stage": 1,
-            "instructions": {
-                "n_train": 6, "n_heldout": 5, "max_constraints": 1,
-                "constraint_types": ["punctuation:no_comma", "cai:no_digits"],
-                "self_instruct": {"n_tasks": 2, "max_rounds": 1, "prompts_per_round": 2, "max_new_tokens": 16},
-            },
-            "responses": {"k": 4, "max_new_tokens": 6, "chunk": 4},
-            "critique": {"max_items": 2, "critique_max_new_tokens": 8, "max_new_tokens": 8, "shots": 1},
-            "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0},
-            "lora": {"r": 4},
-            "sft": {"epochs": 1, "batch_size": 4, "max_length": 1024, "learning_rate": 1e-3},
-            "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},
-            "eval": {"max_new_tokens": 6, "safety": {"n_redteam": 2, "n_benign": 2, "max_new_tokens": 6,
-                                                     "harm_categories": []}},
-            "gate": gate or {"metric": "prompt_strict"},
-        }],
+        "stages": [
+            {
+                "stage": 1,
+                "instructions": {
+                    "n_train": 6,
+                    "n_heldout": 5,
+                    "max_constraints": 1,
+                    "constraint_types": ["punctuation:no_comma", "cai:no_digits"],
+                    "self_instruct": {
+                        "n_tasks": 2,
+                        "max_rounds": 1,
+                        "prompts_per_round": 2,
+                        "max_new_tokens": 16,
+                    },
+                },
+                "responses": {"k": 4, "max_new_tokens": 6, "chunk": 4},
+                "critique": {"max_items": 2, "critique_max_new_tokens": 8, "max_new_tokens": 8, "shots": 1},
+                "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0},
+                "lora": {"r": 4},
+                "sft": {"epochs": 1, "batch_size": 4, "max_length": 1024, "learning_rate": 1e-3},
+                "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},
+                "eval": {
+                    "max_new_tokens": 6,
+                    "safety": {"n_redteam": 2, "n_benign": 2, "max_new_tokens": 6, "harm_categories": []},
+                },
+                "gate": gate or {"metric": "prompt_strict"},
+            }
+        ],
     }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -53,8 +64,20 @@ def test_stage_writes_every_artifact(finished_run):
     tmp, _ = finished_run
     run = tmp / "run"
     s1 = run / "stage1"
-    for rel in ["heldout", "round1/instructions", "round1/responses", "round1/critique", "round1/pairs",
-                "eval_base", "round1/sft", "round1/dpo", "round1/model", "round1/eval", "safety_base", "round1/safety"]:
+    for rel in [
+        "heldout",
+        "round1/instructions",
+        "round1/responses",
+        "round1/critique",
+        "round1/pairs",
+        "eval_base",
+        "round1/sft",
+        "round1/dpo",
+        "round1/model",
+        "round1/eval",
+        "safety_base",
+        "round1/safety",
+    ]:
         assert (s1 / rel / "manifest.json").exists(), rel
     assert (s1 / "round1" / "model" / "lineage.json").exists()
     assert (run / "report.md").exists() and (run / "report.html").exists()
@@ -75,7 +98,9 @@ def test_rerun_skips_every_step(finished_run):
 
 def test_changed_config_is_stale_until_forced(finished_run):
     tmp, recipe = finished_run
-    res = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet", "--set", "stages.0.responses.temperature=0.5"])
+    res = CliRunner().invoke(
+        app, ["run", "--recipe", recipe, "--quiet", "--set", "stages.0.responses.temperature=0.5"]
+    )
     assert res.exit_code == 2
     assert "is stale" in res.output
 

@@ -45,7 +45,15 @@ def test_step_states_and_stale_on_config_or_input_change(tmp_path):
     write_jsonl(inp, [Item(id="a", value=9)])
     assert Step(tmp_path / "s", {"k": 1}, {"in": inp}).state() == "stale"
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
-    assert {"signature", "config_hash", "inputs", "counts", "seconds", "versions", "git_commit"} <= manifest.keys()
+    assert {
+        "signature",
+        "config_hash",
+        "inputs",
+        "counts",
+        "seconds",
+        "versions",
+        "git_commit",
+    } <= manifest.keys()
 
 
 def test_zero_records_is_an_error_and_nothing_looks_done(tmp_path):

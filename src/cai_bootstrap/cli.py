@@ -16,7 +16,9 @@ from rich.table import Table
 from . import log as logging_
 from .errors import CaiError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, help="A base model bootstraps its own alignment.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=False, help="A base model bootstraps its own alignment."
+)
 out = Console()
 
 QUICKSTART = Path(str(files("cai_bootstrap").joinpath("recipes/quickstart.yaml")))
@@ -53,31 +55,42 @@ def _stage_list(text: str | None) -> list[int] | None:
 @app.command()
 @_errors
 def run(
-    recipe: Annotated[Path | None, typer.Option(help="recipe YAML (default: the packaged quickstart)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. stages.0.responses.k=2")] = None,
+    recipe: Annotated[
+        Path | None, typer.Option(help="recipe YAML (default: the packaged quickstart)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override, e.g. stages.0.responses.k=2")
+    ] = None,
     stages: Annotated[str | None, typer.Option(help="which stages, e.g. 1-6 or 1,2")] = None,
     from_stage: Annotated[int | None, typer.Option(help="start at stage N with stage N-1's model")] = None,
-    resume: Annotated[Path | None, typer.Option(help="continue RUN_DIR with its saved config.resolved.yaml")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="continue RUN_DIR with its saved config.resolved.yaml")
+    ] = None,
     force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
 ):
     """Run the recipe's stages: data, pairs, SFT, DPO, held-out evaluation, gate, report."""
     from .config import load_recipe
-    from .pipeline import run as run_pipeline
-
     from .errors import UserError
+    from .pipeline import run as run_pipeline
 
     logging_.setup(quiet)
     if resume is not None:
         if recipe is not None:
-            raise UserError("--resume uses the run's saved config; --recipe cannot be given too", "drop one of them")
+            raise UserError(
+                "--resume uses the run's saved config; --recipe cannot be given too", "drop one of them"
+            )
         recipe = resume / "config.resolved.yaml"
         if not recipe.exists():
-            raise UserError(f"{resume} has no config.resolved.yaml", "pass a folder that cai-bootstrap run wrote")
+            raise UserError(
+                f"{resume} has no config.resolved.yaml", "pass a folder that cai-bootstrap run wrote"
+            )
     cfg = load_recipe(recipe or QUICKSTART, set_ or [])
     chosen = _stage_list(stages)
     if from_stage is not None:
-        chosen = [s.stage for s in cfg.stages if s.stage >= from_stage and (chosen is None or s.stage in chosen)]
+        chosen = [
+            s.stage for s in cfg.stages if s.stage >= from_stage and (chosen is None or s.stage in chosen)
+        ]
     try:
         run_pipeline(cfg, force=force, stages=chosen)
     finally:
@@ -95,8 +108,13 @@ def models():
     table = Table("model", "licence", "kind", "package(s)", "cached at")
     for name, spec in EMBEDDED.items():
         hf = cache_dir() / name / "hf"
-        table.add_row(f"embedded:{name}", spec.licence, "base" if spec.base else "instruct", spec.packages,
-                      str(hf) if (hf / "embedded.json").exists() else "not yet (built on first use)")
+        table.add_row(
+            f"embedded:{name}",
+            spec.licence,
+            "base" if spec.base else "instruct",
+            spec.packages,
+            str(hf) if (hf / "embedded.json").exists() else "not yet (built on first use)",
+        )
     out.print(table)
     out.print(f"cache folder: {cache_dir()} (set CAI_BOOTSTRAP_CACHE to move it)")
 
@@ -104,9 +122,15 @@ def models():
 @app.command("eval")
 @_errors
 def eval_(
-    ifeval: Annotated[Path, typer.Option(help="IFEval-format JSONL (key, prompt, instruction_id_list, kwargs)")],
-    model: Annotated[str | None, typer.Option(help="model to answer with (embedded:NAME, folder, hub id)")] = None,
-    responses: Annotated[Path | None, typer.Option(help="score this {prompt, response} JSONL instead")] = None,
+    ifeval: Annotated[
+        Path, typer.Option(help="IFEval-format JSONL (key, prompt, instruction_id_list, kwargs)")
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="model to answer with (embedded:NAME, folder, hub id)")
+    ] = None,
+    responses: Annotated[
+        Path | None, typer.Option(help="score this {prompt, response} JSONL instead")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--out", help="where to write results JSON")] = None,
     max_new_tokens: int = 256,
     dtype: str = "bfloat16",
@@ -124,14 +148,18 @@ def eval_(
     out.print(table)
     per = Table("instruction id", "n", "strict", "loose")
     for tid, s in sorted(result.per_type.items()):
-        per.add_row(tid, str(s.n), f"{s.strict / s.n:.0%}" if s.n else "-", f"{s.loose / s.n:.0%}" if s.n else "-")
+        per.add_row(
+            tid, str(s.n), f"{s.strict / s.n:.0%}" if s.n else "-", f"{s.loose / s.n:.0%}" if s.n else "-"
+        )
     out.print(per)
     out.print(f"results: {path}")
 
 
 @app.command("pairs-stats")
 @_errors
-def pairs_stats(folder: Annotated[Path, typer.Argument(help="a pairs step folder, e.g. runs/x/stage1/round1/pairs")]):
+def pairs_stats(
+    folder: Annotated[Path, typer.Argument(help="a pairs step folder, e.g. runs/x/stage1/round1/pairs")],
+):
     """Counts through each filter, identical and revised-chosen rates, margins, principle usage."""
     from .steps.pair_stats import format_stats, pairs_stats_from_dir
 

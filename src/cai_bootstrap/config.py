@@ -34,7 +34,9 @@ class TimeoutSettings(_Strict):
 
 
 class RunSettings(_Strict):
-    name: str = Field("quickstart", description="run name; the run folder is runs/<name> unless run_dir is set")
+    name: str = Field(
+        "quickstart", description="run name; the run folder is runs/<name> unless run_dir is set"
+    )
     run_dir: Path | None = Field(None, description="where the run's files go")
     seed: int = Field(0, description="seeds every sampling, split and training step")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
@@ -43,14 +45,18 @@ class RunSettings(_Strict):
 class ModelSettings(_Strict):
     generator: str = Field("embedded:gemma-3-270m", description="embedded:NAME, a local folder, or a hub id")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "bfloat16", description="precision of generation and of every evaluation (same for all compared models)"
+        "bfloat16",
+        description="precision of generation and of every evaluation (same for all compared models)",
     )
-    train_dtype: Literal["float32", "bfloat16"] = Field("float32", description="precision of the frozen base in training")
+    train_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="precision of the frozen base in training"
+    )
     device: str = Field("auto", description="'auto' (cuda if present), 'cpu' or 'cuda'")
     batch_size: int = Field(8, ge=1, description="generation and scoring batch size")
     judge: str | None = Field(
-        None, description="a fixed judge model for every stage (avoids a model grading itself into collapse); "
-        "null = each stage's input model judges"
+        None,
+        description="a fixed judge model for every stage (avoids a model grading itself into collapse); "
+        "null = each stage's input model judges",
     )
 
     def resolved_device(self) -> str:
@@ -63,11 +69,17 @@ class ModelSettings(_Strict):
 
 class InstructionSettings(_Strict):
     n_train: int = Field(48, ge=1, description="training instructions composed per round")
-    n_heldout: int = Field(60, ge=1, description="held-out evaluation instructions (unseen tasks and wordings)")
-    constraint_types: list[str] | None = Field(None, description="constraint ids to use; null = the stage-1 default list")
+    n_heldout: int = Field(
+        60, ge=1, description="held-out evaluation instructions (unseen tasks and wordings)"
+    )
+    constraint_types: list[str] | None = Field(
+        None, description="constraint ids to use; null = the stage-1 default list"
+    )
     min_constraints: int = Field(1, ge=1)
     max_constraints: int = Field(2, ge=1)
-    leakage_threshold: float = Field(0.6, gt=0, le=1, description="n-gram Jaccard at which a held-out task counts as leaked")
+    leakage_threshold: float = Field(
+        0.6, gt=0, le=1, description="n-gram Jaccard at which a held-out task counts as leaked"
+    )
     self_instruct: SelfInstructSettings = Field(default_factory=SelfInstructSettings)
 
 
@@ -76,12 +88,16 @@ class ResponseSettings(_Strict):
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(96, ge=1)
-    chunk: int = Field(16, ge=1, description="instructions per resumable chunk (each chunk is seeded by its index)")
+    chunk: int = Field(
+        16, ge=1, description="instructions per resumable chunk (each chunk is seeded by its index)"
+    )
 
 
 class EvalSettings(_Strict):
     max_new_tokens: int = Field(96, ge=1, description="greedy answer length on held-out prompts")
-    ifeval_files: list[Path] = Field(default_factory=list, description="extra IFEval-format files to evaluate")
+    ifeval_files: list[Path] = Field(
+        default_factory=list, description="extra IFEval-format files to evaluate"
+    )
     safety: SafetyEvalSettings = Field(default_factory=SafetyEvalSettings)
 
 
@@ -89,8 +105,12 @@ class GateSettings(_Strict):
     metric: Literal["prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"] = Field(
         "prompt_strict", description="held-out success measure the gate reads"
     )
-    min_success: float | None = Field(None, ge=0, le=1, description="absolute threshold (the method's stage 1: 0.95)")
-    require_improvement: bool = Field(False, description="also need a significant gain over the baseline (McNemar)")
+    min_success: float | None = Field(
+        None, ge=0, le=1, description="absolute threshold (the method's stage 1: 0.95)"
+    )
+    require_improvement: bool = Field(
+        False, description="also need a significant gain over the baseline (McNemar)"
+    )
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level for require_improvement")
 
 
@@ -163,7 +183,9 @@ def _explain(err: ValidationError, source: str) -> UserError:
     first = err.errors()[0]
     path = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
-        return UserError(f"{source}: unknown key '{path}'", "remove it or check its spelling against the recipes/")
+        return UserError(
+            f"{source}: unknown key '{path}'", "remove it or check its spelling against the recipes/"
+        )
     return UserError(f"{source}: '{path}': {first['msg']}", "fix the value in the recipe or --set")
 
 
@@ -174,7 +196,9 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe
     if path is not None:
         source = str(path)
         if not path.exists():
-            raise UserError(f"recipe {path} does not exist", "pass an existing file, e.g. recipes/quickstart.yaml")
+            raise UserError(
+                f"recipe {path} does not exist", "pass an existing file, e.g. recipes/quickstart.yaml"
+            )
         try:
             tree = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
@@ -182,7 +206,9 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe
             where = f" at line {mark.line + 1}" if mark else ""
             raise UserError(f"recipe {path} is not valid YAML{where}", "fix the syntax") from e
         if not isinstance(tree, dict):
-            raise UserError(f"recipe {path} must be a mapping at the top level", "see recipes/quickstart.yaml")
+            raise UserError(
+                f"recipe {path} must be a mapping at the top level", "see recipes/quickstart.yaml"
+            )
     tree = apply_overrides(tree, overrides or [])
     try:
         return Recipe.model_validate(tree)

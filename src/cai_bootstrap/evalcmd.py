@@ -29,8 +29,13 @@ def _answer(rows, model: str, max_new_tokens: int, dtype: str, batch_size: int) 
 
 
 def run_ifeval(
-    ifeval: Path, model: str | None, responses: Path | None, output: Path | None,
-    max_new_tokens: int, dtype: str, batch_size: int,
+    ifeval: Path,
+    model: str | None,
+    responses: Path | None,
+    output: Path | None,
+    max_new_tokens: int,
+    dtype: str,
+    batch_size: int,
 ) -> tuple[IFEvalResult, Path]:
     rows = read_rows(ifeval)
     if not rows:
@@ -42,7 +47,9 @@ def run_ifeval(
         answers = _answer(rows, model, max_new_tokens, dtype, batch_size)
         tag = model.replace("/", "_").replace(":", "_")
         resp_path = (output or ifeval).with_name(f"{ifeval.stem}.{tag}.responses.jsonl")
-        atomic_write_text(resp_path, "".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in answers.items()))
+        atomic_write_text(
+            resp_path, "".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in answers.items())
+        )
         log.info("responses written to %s", resp_path)
     else:
         raise UserError("eval needs --model (to generate answers) or --responses (to score a file)")

@@ -17,7 +17,8 @@ from .constitution import load_constitution
 from .engines.holder import Engines
 from .errors import UserError
 from .log import log
-from .stage import StageContext, baseline, load_eval, run_round
+from .stage import baseline, load_eval, run_round
+from .stage_context import StageContext
 from .stats import compare
 from .steps import evaluate, gate
 from .store import RunLock, atomic_write_text
@@ -36,9 +37,13 @@ def _judge_round(cfg: StageSettings, base_eval: Path, round_info: dict) -> dict:
     ob, ot, by_type = evaluate.paired(base, trained, cfg.gate.metric)
     comparison = compare(ob, ot, by_type)
     outcome = gate.decide(cfg.gate, cfg.stage, comparison)
-    return {**round_info, "comparison": comparison.model_dump(mode="json"), "gate": outcome.model_dump(mode="json"),
-            "accuracies": {"base": evaluate.accuracies(base), "trained": evaluate.accuracies(trained)},
-            "score": comparison.trained.rate}
+    return {
+        **round_info,
+        "comparison": comparison.model_dump(mode="json"),
+        "gate": outcome.model_dump(mode="json"),
+        "accuracies": {"base": evaluate.accuracies(base), "trained": evaluate.accuracies(trained)},
+        "score": comparison.trained.rate,
+    }
 
 
 def _rounds(ctx: StageContext, held_path: Path, base_eval: Path) -> tuple[list[dict], dict, str]:
@@ -83,8 +88,10 @@ def run_stage(ctx: StageContext) -> dict:
 def _previous_model(run_dir: Path, stage: int) -> Path:
     path = run_dir / f"stage{stage - 1}" / "stage.json"
     if not path.exists():
-        raise UserError(f"--from-stage {stage} needs stage {stage - 1}'s result ({path})",
-                        f"run stage {stage - 1} first, or start from an earlier stage")
+        raise UserError(
+            f"--from-stage {stage} needs stage {stage - 1}'s result ({path})",
+            f"run stage {stage - 1} first, or start from an earlier stage",
+        )
     return Path(json.loads(path.read_text())["model"])
 
 
@@ -96,25 +103,39 @@ def run(recipe: Recipe, force: bool = False, stages: list[int] | None = None) ->
     run_dir = recipe.run_dir()
     chosen = [s for s in recipe.stages if stages is None or s.stage in stages]
     if not chosen:
-        raise UserError(f"no stage of the recipe matches {stages}", "check --stages against the recipe's stages")
+        raise UserError(
+            f"no stage of the recipe matches {stages}", "check --stages against the recipe's stages"
+        )
     constitution = load_constitution(recipe.constitution)
     summaries = []
     with RunLock(run_dir):
         _write_run_header(recipe)
         m = recipe.model
-        generator = models.resolve(m.generator) if chosen[0].stage == recipe.stages[0].stage \
+        generator = (
+            models.resolve(m.generator)
+            if chosen[0].stage == recipe.stages[0].stage
             else _previous_model(run_dir, chosen[0].stage)
+        )
         engines = Engines(m.dtype, m.resolved_device(), m.batch_size)
         for cfg in chosen:
             log.info("stage %d: generator %s", cfg.stage, generator)
-            ctx = StageContext(recipe, cfg, run_dir / f"stage{cfg.stage}", generator, constitution, engines, force)
+            ctx = StageContext(
+                recipe, cfg, run_dir / f"stage{cfg.stage}", generator, constitution, engines, force
+            )
             summary = run_stage(ctx)
             summaries.append(summary)
             _report(run_dir)
             c, outcome = summary["comparison"], summary["gate"]
-            log.info("stage %d: %s %.1f%% -> %.1f%% (McNemar p=%.3g); gate %s (%s)", cfg.stage, cfg.gate.metric,
-                     100 * c["base"]["rate"], 100 * c["trained"]["rate"], c["mcnemar"]["p_value"],
-                     "passed" if outcome["passed"] else "FAILED", summary["stop_reason"])
+            log.info(
+                "stage %d: %s %.1f%% -> %.1f%% (McNemar p=%.3g); gate %s (%s)",
+                cfg.stage,
+                cfg.gate.metric,
+                100 * c["base"]["rate"],
+                100 * c["trained"]["rate"],
+                c["mcnemar"]["p_value"],
+                "passed" if outcome["passed"] else "FAILED",
+                summary["stop_reason"],
+            )
             gate.enforce(cfg.stage, gate.GateOutcome.model_validate(outcome))
             generator = Path(summary["model"])
     return summaries

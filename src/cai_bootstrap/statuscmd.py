@@ -34,8 +34,11 @@ def _state(folder: Path, running: bool) -> tuple[str, dict, float | str]:
     manifest = folder / "manifest.json"
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        changed = [k for k, v in m.get("inputs", {}).items()
-                   if not Path(v["path"]).exists() or sha256_file(Path(v["path"])) != v["sha256"]]
+        changed = [
+            k
+            for k, v in m.get("inputs", {}).items()
+            if not Path(v["path"]).exists() or sha256_file(Path(v["path"])) != v["sha256"]
+        ]
         return ("stale" if changed else "done"), m.get("counts", {}), m.get("seconds", "")
     return ("running" if running else "failed"), {}, ""
 
@@ -43,11 +46,17 @@ def _state(folder: Path, running: bool) -> tuple[str, dict, float | str]:
 def step_rows(run_dir: Path) -> list[dict]:
     run_dir = Path(run_dir)
     if not run_dir.exists():
-        raise UserError(f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart")
+        raise UserError(
+            f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart"
+        )
     running = _locked(run_dir)
-    folders = sorted({p.parent for p in run_dir.rglob("manifest.json")} | {p.parent for p in run_dir.rglob("shards")})
+    folders = sorted(
+        {p.parent for p in run_dir.rglob("manifest.json")} | {p.parent for p in run_dir.rglob("shards")}
+    )
     rows = []
     for folder in folders:
         state, counts, seconds = _state(folder, running)
-        rows.append({"step": str(folder.relative_to(run_dir)), "state": state, "counts": counts, "seconds": seconds})
+        rows.append(
+            {"step": str(folder.relative_to(run_dir)), "state": state, "counts": counts, "seconds": seconds}
+        )
     return rows

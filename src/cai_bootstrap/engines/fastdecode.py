@@ -39,7 +39,8 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     """Attention over a SlotCache view. One query token: the g query heads sharing a K/V head become g
     query rows of that head, so K/V are read once per K/V head instead of repeated g times."""
     if kwargs.get("softcap") is not None:
-        raise NotImplementedError("fastdecode: attention logit softcapping is not supported")
+        # FastDecoder.supports() keeps such models on transformers' generate; reaching here is a bug.
+        raise ValueError("fastdecode: attention logit softcapping is not supported")
     batch, heads, q_len, dim = query.shape
     groups = heads // key.shape[1]
     if q_len == 1 and groups > 1:

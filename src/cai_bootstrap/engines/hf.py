@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from ..log import progress
+from ..log import log, progress
 from . import Sampling
 from .fastdecode import FastDecoder, TextStop
 
@@ -25,7 +25,9 @@ class HFEngine:
         self.device = next(model.parameters()).device
         # Our CUDA-graph decode loop (fastdecode.py; measured 2.9-5x plain generate on an H200, see
         # BENCHMARKS.md). On a CPU there is nothing to capture, so transformers' generate runs.
-        self._fast = FastDecoder(model) if self.device.type == "cuda" else None
+        self._fast = (
+            FastDecoder(model) if self.device.type == "cuda" and supports_fast_decode(model) else None
+        )
         if self.tok.pad_token_id is None:
             # Padding only fills masked positions; any id works, EOS is the usual choice.
             self.tok.pad_token = self.tok.eos_token
@@ -79,14 +81,23 @@ class HFEngine:
         ids, mask = self._left_pad(seqs)
         greedy = sampling.temperature == 0.0
         # Sampling runs in our NucleusSampler under greedy decoding (see its docstring for why).
-        processors = None if greedy else LogitsProcessorList([NucleusSampler(sampling.temperature, sampling.top_p)])
+        processors = (
+            None if greedy else LogitsProcessorList([NucleusSampler(sampling.temperature, sampling.top_p)])
+        )
         if self._fast is not None:
             eos = self.model.generation_config.eos_token_id
             eos_ids = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
             sampler = None if greedy else NucleusSampler(sampling.temperature, sampling.top_p)
             stop = TextStop(self.tok, sampling.stop) if sampling.stop else None
-            new = self._fast.generate_ids(ids, mask, sampling.max_new_tokens, pad_id=self.tok.pad_token_id,
-                                          eos_ids=eos_ids, sampler=sampler, stop=stop)
+            new = self._fast.generate_ids(
+                ids,
+                mask,
+                sampling.max_new_tokens,
+                pad_id=self.tok.pad_token_id,
+                eos_ids=eos_ids,
+                sampler=sampler,
+                stop=stop,
+            )
         else:
             gen = self.model.generate(
                 input_ids=ids,
@@ -139,6 +150,14 @@ def cut_at_stop(text: str, stops: list[str]) -> str:
         if k != -1:
             cut = min(cut, k)
     return text[:cut]
+
+
+def supports_fast_decode(model) -> bool:
+    """Our decode loop has no attention logit softcapping (Gemma 2); such models use generate."""
+    if getattr(model.config, "attn_logit_softcapping", None):
+        log.info("fast decode does not support attention softcapping: using transformers' generate")
+        return False
+    return True
 
 
 class NucleusSampler(LogitsProcessor):

@@ -36,8 +36,14 @@ def _examples(base: list[EvalItem], trained: list[EvalItem]) -> list[Example]:
         t = t_by.get(b.instruction_id)
         if t is None or b.all_strict == t.all_strict:
             continue
-        ex = Example(prompt=b.prompt, baseline=b.response, trained=t.response, checks=b.constraint_ids,
-                     baseline_passed=b.passed_strict, trained_passed=t.passed_strict)
+        ex = Example(
+            prompt=b.prompt,
+            baseline=b.response,
+            trained=t.response,
+            checks=b.constraint_ids,
+            baseline_passed=b.passed_strict,
+            trained_passed=t.passed_strict,
+        )
         (improved if t.all_strict else regressed).append(ex)
     return improved[:N_EXAMPLES] + regressed[:N_EXAMPLES]
 
@@ -67,7 +73,9 @@ def _title(summary: dict) -> str:
     title = STAGE_TITLES.get(stage, "Explicit instructions with verifiable constraints")
     rounds = summary.get("rounds") or []
     if rounds:
-        title += f" (round {summary.get('chosen_round')} of {len(rounds)} run: {summary.get('stop_reason', '')})"
+        title += (
+            f" (round {summary.get('chosen_round')} of {len(rounds)} run: {summary.get('stop_reason', '')})"
+        )
     return title
 
 
@@ -117,7 +125,11 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
 
 
 def collect(run_dir: Path) -> ReportData:
-    config = yaml.safe_load((run_dir / "config.resolved.yaml").read_text()) if (run_dir / "config.resolved.yaml").exists() else {}
+    config = (
+        yaml.safe_load((run_dir / "config.resolved.yaml").read_text())
+        if (run_dir / "config.resolved.yaml").exists()
+        else {}
+    )
     warnings: list[str] = []
     stages = [_stage(run_dir, f, warnings) for f in sorted(run_dir.glob("stage*")) if f.is_dir()]
     return ReportData(
@@ -136,5 +148,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     if not run_dir.exists():
         from ..errors import UserError
 
-        raise UserError(f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart")
+        raise UserError(
+            f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart"
+        )
     return render(collect(run_dir), run_dir)

@@ -19,7 +19,9 @@ def _checks(ins: Instruction, text: str, loose: bool) -> list[bool]:
     return [check(c.id, c.kwargs, text, prompt=ins.task, loose=loose) for c in ins.constraints]
 
 
-def run(instructions: list[Instruction], engine: Engine, model_tag: str, max_new_tokens: int, step: Step) -> list[EvalItem]:
+def run(
+    instructions: list[Instruction], engine: Engine, model_tag: str, max_new_tokens: int, step: Step
+) -> list[EvalItem]:
     """One EvalItem per instruction, resumable in chunks."""
 
     def work(_index: int, chunk: list[Instruction]) -> list[EvalItem]:
@@ -29,11 +31,20 @@ def run(instructions: list[Instruction], engine: Engine, model_tag: str, max_new
         for ins, (raw,) in zip(chunk, texts, strict=True):
             text = frame.clean(raw)
             strict, loose = _checks(ins, text, False), _checks(ins, text, True)
-            out.append(EvalItem(
-                id=f"{model_tag}:{ins.id}", model_tag=model_tag, instruction_id=ins.id, prompt=ins.prompt,
-                response=text, constraint_ids=[c.id for c in ins.constraints],
-                passed_strict=strict, passed_loose=loose, all_strict=all(strict), all_loose=all(loose),
-            ))
+            out.append(
+                EvalItem(
+                    id=f"{model_tag}:{ins.id}",
+                    model_tag=model_tag,
+                    instruction_id=ins.id,
+                    prompt=ins.prompt,
+                    response=text,
+                    constraint_ids=[c.id for c in ins.constraints],
+                    passed_strict=strict,
+                    passed_loose=loose,
+                    all_strict=all(strict),
+                    all_loose=all(loose),
+                )
+            )
         return out
 
     return run_chunked(step, instructions, CHUNK, EvalItem, work, lambda i: [f"{model_tag}:{i.id}"])
@@ -69,7 +80,9 @@ def paired(base: list[EvalItem], trained: list[EvalItem], metric: str):
         overall_t = [p for k in common for p in getattr(t_by[k], field)]
     by_type: dict[str, tuple[list[bool], list[bool]]] = {}
     for k in common:
-        for cid, pb, pt in zip(b_by[k].constraint_ids, getattr(b_by[k], field), getattr(t_by[k], field), strict=True):
+        for cid, pb, pt in zip(
+            b_by[k].constraint_ids, getattr(b_by[k], field), getattr(t_by[k], field), strict=True
+        ):
             lists = by_type.setdefault(cid, ([], []))
             lists[0].append(pb)
             lists[1].append(pt)

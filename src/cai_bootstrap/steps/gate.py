@@ -22,9 +22,14 @@ def decide(cfg, stage: int, comparison: Comparison) -> GateOutcome:
             reasons.append(f"no significant gain over baseline (McNemar b={m.b}, c={m.c}, p={m.p_value:.3g})")
     needed = cfg.min_success if cfg.min_success is not None else comparison.base.rate
     if not reasons:
-        reasons.append("all configured conditions hold" if (cfg.min_success is not None or cfg.require_improvement)
-                       else "no gate configured: recorded only")
-    return GateOutcome(passed=passed, metric=cfg.metric, achieved=achieved, needed=needed, reason="; ".join(reasons))
+        reasons.append(
+            "all configured conditions hold"
+            if (cfg.min_success is not None or cfg.require_improvement)
+            else "no gate configured: recorded only"
+        )
+    return GateOutcome(
+        passed=passed, metric=cfg.metric, achieved=achieved, needed=needed, reason="; ".join(reasons)
+    )
 
 
 def enforce(stage: int, outcome: GateOutcome) -> None:

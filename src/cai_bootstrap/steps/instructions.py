@@ -45,10 +45,18 @@ def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[
     rng = random.Random(f"heldout-{seed}-{stage}")
     if stage in (1, 6):
         return compose(
-            rng, load_base_tasks("heldout"), cfg.n_heldout, "heldout", _types(cfg),
-            cfg.min_constraints, cfg.max_constraints, stage,
+            rng,
+            load_base_tasks("heldout"),
+            cfg.n_heldout,
+            "heldout",
+            _types(cfg),
+            cfg.min_constraints,
+            cfg.max_constraints,
+            stage,
         )
-    return curriculum.build(stage, "heldout", cfg.n_heldout, rng, earlier=earlier if stage in (4, 5) else None)
+    return curriculum.build(
+        stage, "heldout", cfg.n_heldout, rng, earlier=earlier if stage in (4, 5) else None
+    )
 
 
 def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]) -> InstructionsOutput:
@@ -60,7 +68,9 @@ def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]
     si = selfinstruct.run(si_cfg, seeds, engine, topics, kinds, exclude=held_tasks)
     tasks = seeds + si.tasks
     rng = random.Random(f"train-{seed}-1-{round_}")
-    train = compose(rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, 1)
+    train = compose(
+        rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, 1
+    )
     stats = {"diversity": diversity_stats(train, tasks), "self_instruct": si.stats}
     return InstructionsOutput(train, si.tasks, si.rejected, stats)
 
@@ -71,30 +81,50 @@ def _redteam_requests(engine: Engine, seed: int, n: int) -> list[str]:
     rng = random.Random(f"redteam-{seed}")
     rng.shuffle(topics)
     topics = topics[:n]
-    sampling = Sampling(n=1, temperature=0.9, top_p=0.95, max_new_tokens=64, stop=curriculum.REDTEAM_STOP, seed=seed)
+    sampling = Sampling(
+        n=1, temperature=0.9, top_p=0.95, max_new_tokens=64, stop=curriculum.REDTEAM_STOP, seed=seed
+    )
     outs = engine.generate([curriculum.redteam_prompt_request(t) for t in topics], sampling)
     parsed = [curriculum.parse_redteam(o[0]) for o in outs]
     requests = [p.request for p in parsed if p.request]
-    log.info("stage 6: the model wrote %d usable red-team requests from %d topics", len(requests), len(topics))
+    log.info(
+        "stage 6: the model wrote %d usable red-team requests from %d topics", len(requests), len(topics)
+    )
     return requests
 
 
-def run(cfg, seed: int, stage: int, round_: int, engine: Engine, held: list[Instruction],
-        earlier: Earlier | None = None) -> InstructionsOutput:
+def run(
+    cfg,
+    seed: int,
+    stage: int,
+    round_: int,
+    engine: Engine,
+    held: list[Instruction],
+    earlier: Earlier | None = None,
+) -> InstructionsOutput:
     """Training instructions for one round of one stage; refuses any overlap with `held`."""
     if stage == 1:
         out = _stage1(cfg, seed, round_, engine, held)
     else:
         rng = random.Random(f"train-{seed}-{stage}-{round_}")
         generated = _redteam_requests(engine, seed + round_, cfg.n_train) if stage == 6 else None
-        train = curriculum.build(stage, "train", cfg.n_train, rng,
-                                 earlier=earlier if stage in (4, 5) else None, generated=generated)
+        train = curriculum.build(
+            stage,
+            "train",
+            cfg.n_train,
+            rng,
+            earlier=earlier if stage in (4, 5) else None,
+            generated=generated,
+        )
         out = InstructionsOutput(train, stats={"diversity": diversity_stats(train, None)})
     train_texts = [i.prompt for i in out.instructions] + [i.task for i in out.instructions]
     assert_no_leakage([h.task for h in held], train_texts, cfg.leakage_threshold)
-    assert_no_leakage([h.prompt for h in held], [i.prompt for i in out.instructions], PROMPT_LEAKAGE_THRESHOLD)
+    assert_no_leakage(
+        [h.prompt for h in held], [i.prompt for i in out.instructions], PROMPT_LEAKAGE_THRESHOLD
+    )
     out.stats.update(
         leakage=check_leakage([h.task for h in held], train_texts, cfg.leakage_threshold).summary(),
-        n_train=len(out.instructions), n_heldout=len(held),
+        n_train=len(out.instructions),
+        n_heldout=len(held),
     )
     return out

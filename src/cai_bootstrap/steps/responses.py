@@ -19,8 +19,12 @@ def run(cfg, instructions: list[Instruction], engine: Engine, step: Step, seed: 
 
     def work(index: int, chunk: list[Instruction]) -> list[Response]:
         sampling = Sampling(
-            n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-            stop=frame.STOP, seed=seed * 100_003 + index,
+            n=cfg.k,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            stop=frame.STOP,
+            seed=seed * 100_003 + index,
         )
         texts = engine.generate([frame.prompt(i.prompt) for i in chunk], sampling)
         out = []
@@ -28,10 +32,16 @@ def run(cfg, instructions: list[Instruction], engine: Engine, step: Step, seed: 
             for j, raw in enumerate(samples):
                 text = frame.clean(raw)
                 passed = verify(ins, text)
-                out.append(Response(
-                    id=response_id(ins.id, j), instruction_id=ins.id, sample=j, text=text,
-                    passed=passed, all_passed=bool(passed) and all(passed),
-                ))
+                out.append(
+                    Response(
+                        id=response_id(ins.id, j),
+                        instruction_id=ins.id,
+                        sample=j,
+                        text=text,
+                        passed=passed,
+                        all_passed=bool(passed) and all(passed),
+                    )
+                )
         return out
 
     ids = lambda ins: [response_id(ins.id, j) for j in range(cfg.k)]  # noqa: E731

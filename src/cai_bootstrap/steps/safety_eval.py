@@ -342,8 +342,10 @@ def judge(
     prompts = {k: select_prompts(k, k.size(cfg), cfg.seed) for k in kinds}
     n_red = len(prompts[SafetyKind.REDTEAM])
     if len(answers) != n_red + len(prompts[SafetyKind.BENIGN]):
-        raise StepFailed(f"{len(answers)} safety answers for {n_red + len(prompts[SafetyKind.BENIGN])} prompts",
-                         "answer with the same safety settings you judge with")
+        raise StepFailed(
+            f"{len(answers)} safety answers for {n_red + len(prompts[SafetyKind.BENIGN])} prompts",
+            "answer with the same safety settings you judge with",
+        )
     items, verdicts = [], []
     for k, mine in zip(kinds, (answers[:n_red], answers[n_red:]), strict=True):
         got, judged = judge_items(k, judge_engine, prompts[k], mine, concerns[k], k.threshold(cfg))
