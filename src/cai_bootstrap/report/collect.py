@@ -66,6 +66,11 @@ def _safety(summary: dict) -> tuple[dict | None, dict | None]:
     return harm or None, refuse or None
 
 
+def _rates(acc: dict) -> dict[str, float]:
+    """The four IFEval accuracies only (the counts are in the comparison table)."""
+    return {k: v for k, v in acc.items() if not k.startswith("n_")}
+
+
 def _title(summary: dict) -> str:
     from ..tasks.curriculum import STAGE_TITLES
 
@@ -109,7 +114,7 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         stage=summary.get("stage", int(folder.name.removeprefix("stage"))),
         title=_title(summary),
         comparison=Comparison.model_validate(summary["comparison"]) if summary.get("comparison") else None,
-        ifeval={"baseline": acc["base"], "trained": acc["trained"]} if acc else None,
+        ifeval={tag: _rates(acc[key]) for tag, key in (("baseline", "base"), ("trained", "trained"))} if acc else None,
         harmlessness=harmless,
         over_refusal=over_refusal,
         pair_stats=stats,
