@@ -13,7 +13,9 @@ from .records import EvalItem, Instruction, Response
 from .stage_context import StageContext, sig, timeout
 from .steps import critique, pairs, responses
 from .steps import instructions as instructions_step
+from .steps.critique import CritiqueRecord
 from .steps.judge import make_judge_fn
+from .steps.pair_stats import pair_stats
 from .store import Step, atomic_write_text, read_jsonl, write_jsonl
 from .templates import template_hash
 
@@ -176,10 +178,11 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         write_jsonl(st.folder / "dropped.jsonl", out.dropped)
         write_jsonl(st.folder / "sft.jsonl", sft)
         shutil.copy(crit_step.folder / "critiques.jsonl", st.folder / "critiques.jsonl")
+        critiques = read_jsonl(st.folder / "critiques.jsonl", CritiqueRecord)
         write_jsonl(st.records_path, out.pairs)
         st.finish(
             None,
             {"pairs": len(out.pairs), "dropped": len(out.dropped), "sft_examples": len(sft)},
-            {"stats": out.stats.model_dump(mode="json")},
+            {"stats": pair_stats(out.pairs, out.dropped, critiques).model_dump(mode="json")},
         )
     return st
