@@ -9,6 +9,26 @@ from typer.testing import CliRunner
 from cai_bootstrap.cli import app
 
 
+def _ifeval_file(tmp_path):
+    rows = [
+        {
+            "key": 1,
+            "prompt": "Write about tea. Do not use any commas.",
+            "instruction_id_list": ["punctuation:no_comma"],
+            "kwargs": [{}],
+        },
+        {
+            "key": 2,
+            "prompt": "Describe rain in under 20 words.",
+            "instruction_id_list": ["length_constraints:number_words"],
+            "kwargs": [{"num_words": 20, "relation": "less than"}],
+        },
+    ]
+    path = tmp_path / "external.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
 def _recipe(tmp_path, model_dir, **gate) -> str:
     recipe = {
         "run": {"name": "tiny", "run_dir": str(tmp_path / "run"), "seed": 0},
@@ -36,6 +56,7 @@ def _recipe(tmp_path, model_dir, **gate) -> str:
                 "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},
                 "eval": {
                     "max_new_tokens": 6,
+                    "ifeval_files": [_ifeval_file(tmp_path)],
                     "safety": {"n_redteam": 2, "n_benign": 2, "max_new_tokens": 6, "harm_categories": []},
                 },
                 "gate": gate or {"metric": "prompt_strict"},
@@ -86,6 +107,11 @@ def test_stage_writes_every_artifact(finished_run):
     assert summary["gate"]["passed"]
     sft = json.loads((s1 / "round1" / "sft" / "manifest.json").read_text())["result"]
     assert sft["steps"] >= 1
+    external = summary["external"]
+    assert (
+        external["base"]["external"]["n_prompts"] == 2 and external["trained"]["external"]["n_prompts"] == 2
+    )
+    assert "trained on external" in (run / "report.md").read_text()
 
 
 def test_rerun_skips_every_step(finished_run):

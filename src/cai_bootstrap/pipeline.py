@@ -78,6 +78,7 @@ def run_stage(ctx: StageContext) -> dict:
         "comparison": chosen["comparison"],
         "accuracies": chosen["accuracies"],
         "gate": chosen["gate"],
+        "external": chosen.get("external", {}),
         "safety": {"base": str(base_safety.folder) if base_safety else None, "trained": chosen["safety"]},
         "step_times": ctx.times,
     }

@@ -13,6 +13,28 @@ from .stage_context import StageContext
 from .stage_data import make_critique, make_heldout, make_instructions, make_pairs, make_responses
 from .stage_model import make_eval, make_safety, merge_round, train_round
 from .store import Step, read_jsonl
+from .tasks.ifeval import read_rows, to_instructions
+
+
+def external_sets(ctx: StageContext) -> dict[str, Path]:
+    """Extra IFEval-format files named in the recipe (eval.ifeval_files), as Instruction records."""
+    out = {}
+    for path in ctx.cfg.eval.ifeval_files:
+        rows = read_rows(path)
+        st = ctx.step(f"ifeval_{path.stem}", {"file": str(path)}, {"file": path})
+        if st.state() != "done":
+            st.finish(to_instructions(rows, stage=ctx.cfg.stage), {"prompts": len(rows)})
+        out[path.stem] = st.records_path
+    return out
+
+
+def evaluate_external(ctx: StageContext, model: Path, tag: str, prefix: str) -> dict[str, dict]:
+    """The four IFEval accuracies of `model` on each external file (same frame and decoding)."""
+    result = {}
+    for name, held in external_sets(ctx).items():
+        st = make_eval(ctx, f"{prefix}ifeval_{name}_{tag}", model, tag, held)
+        result[name] = st.manifest()["accuracies"]
+    return result
 
 
 def baseline(ctx: StageContext) -> tuple[Path, Step, Step | None]:
@@ -22,6 +44,7 @@ def baseline(ctx: StageContext) -> tuple[Path, Step, Step | None]:
     base_safety = make_safety(ctx, "safety_base", ctx.base, "base")
     ctx.timed("eval_base", base_eval)
     ctx.timed("safety_base", base_safety)
+    ctx.external_base = evaluate_external(ctx, ctx.base, "base", "")
     return held_path, base_eval, base_safety
 
 
@@ -36,6 +59,7 @@ def run_round(ctx: StageContext, held_path: Path) -> dict:
     merged = merge_round(ctx, sft_st, dpo_st, pr)
     trained_eval = make_eval(ctx, ctx.r("eval"), merged, "trained", held_path)
     trained_safety = make_safety(ctx, ctx.r("safety"), merged, "trained")
+    external = evaluate_external(ctx, merged, "trained", f"round{ctx.round}/")
     ctx.engines.release()
     for name, st in [
         ("instructions", ins),
@@ -54,6 +78,7 @@ def run_round(ctx: StageContext, held_path: Path) -> dict:
         "trained_eval": str(trained_eval.records_path),
         "model": str(merged),
         "safety": str(trained_safety.folder) if trained_safety else None,
+        "external": {"base": ctx.external_base, "trained": external},
         "seconds": round(time.time() - t0, 1),
     }
 

@@ -36,6 +36,7 @@ class StageContext:
     generator: Path | None = None
     round: int = 1
     times: list[dict] = field(default_factory=list)
+    external_base: dict[str, dict] = field(default_factory=dict)  # base accuracies on eval.ifeval_files
 
     @property
     def seed(self) -> int:

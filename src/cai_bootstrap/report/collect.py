@@ -71,6 +71,17 @@ def _rates(acc: dict) -> dict[str, float]:
     return {k: v for k, v in acc.items() if not k.startswith("n_")}
 
 
+def _ifeval(acc: dict | None, external: dict) -> dict | None:
+    """Held-out accuracies, plus each external IFEval-format file's, per model."""
+    if not acc:
+        return None
+    rows = {tag: _rates(acc[key]) for tag, key in (("baseline", "base"), ("trained", "trained"))}
+    for key, tag in (("base", "baseline"), ("trained", "trained")):
+        for name, a in (external.get(key) or {}).items():
+            rows[f"{tag} on {name}"] = _rates(a)
+    return rows
+
+
 def _title(summary: dict) -> str:
     from ..tasks.curriculum import STAGE_TITLES
 
@@ -114,7 +125,7 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         stage=summary.get("stage", int(folder.name.removeprefix("stage"))),
         title=_title(summary),
         comparison=Comparison.model_validate(summary["comparison"]) if summary.get("comparison") else None,
-        ifeval={tag: _rates(acc[key]) for tag, key in (("baseline", "base"), ("trained", "trained"))} if acc else None,
+        ifeval=_ifeval(acc, summary.get("external") or {}),
         harmlessness=harmless,
         over_refusal=over_refusal,
         pair_stats=stats,
