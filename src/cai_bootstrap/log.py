@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -52,10 +52,3 @@ def progress(description: str, total: int) -> Iterator[callable]:
     with Progress(*cols, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
-
-
-def track(items: Iterable, description: str, total: int) -> Iterator:
-    with progress(description, total) as advance:
-        for item in items:
-            yield item
-            advance(1)

@@ -169,12 +169,6 @@ def _hub_download(repo_id: str) -> Path:
         ) from e
 
 
-def is_base_model(ref: str) -> bool:
-    if ref.startswith("embedded:"):
-        return EMBEDDED[ref.removeprefix("embedded:")].base
-    return True
-
-
 def torch_dtype(name: str):
     import torch
 

@@ -15,7 +15,6 @@ from .steps import critique, pairs, responses
 from .steps import instructions as instructions_step
 from .steps.critique import CritiqueRecord
 from .steps.judge import make_judge_fn
-from .steps.pair_stats import pair_stats
 from .store import Step, atomic_write_text, read_jsonl, write_jsonl
 from .templates import template_hash
 
@@ -167,8 +166,9 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         cands = read_jsonl(resp_step.records_path, Response) + read_jsonl(crit_step.records_path, Response)
         engine = ctx.engines.get(ctx.judge) if ctx.cfg.judge.enabled else None
         judge_fn = make_judge_fn(ctx.cfg.judge, engine, ctx.constitution)
+        critiques = read_jsonl(crit_step.folder / "critiques.jsonl", CritiqueRecord)
         with timeout(ctx, "generation"):
-            out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn)
+            out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques)
         sft = pairs.sft_examples(ins, cands)
         if not out.pairs and not sft:
             raise UserError(
@@ -178,11 +178,10 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         write_jsonl(st.folder / "dropped.jsonl", out.dropped)
         write_jsonl(st.folder / "sft.jsonl", sft)
         shutil.copy(crit_step.folder / "critiques.jsonl", st.folder / "critiques.jsonl")
-        critiques = read_jsonl(st.folder / "critiques.jsonl", CritiqueRecord)
         write_jsonl(st.records_path, out.pairs)
         st.finish(
             None,
             {"pairs": len(out.pairs), "dropped": len(out.dropped), "sft_examples": len(sft)},
-            {"stats": pair_stats(out.pairs, out.dropped, critiques).model_dump(mode="json")},
+            {"stats": out.stats.model_dump(mode="json")},
         )
     return st

@@ -20,6 +20,7 @@ from ..constitution import Constitution, Principle
 from ..engines import Engine, Sampling
 from ..log import log
 from ..records import Instruction, Record, Response
+from ..tasks.constraints import check_instruction
 from ..templates import KEEP_ORIGINAL, REVISION_END, STOP, VERDICT_OK, VERDICT_PROBLEM, render
 
 CheckFn = Callable[[Instruction, str], list[bool]]
@@ -27,11 +28,7 @@ CheckFn = Callable[[Instruction, str], list[bool]]
 
 def verify(instruction: Instruction, text: str) -> list[bool]:
     """Strict check of each constraint of `instruction` on `text`, in constraint order."""
-    from ..tasks.constraints import check  # written in parallel; imported when first needed
-
-    return [
-        check(c.id, c.kwargs, text, prompt=instruction.prompt, loose=False) for c in instruction.constraints
-    ]
+    return check_instruction(instruction, text, loose=False)
 
 
 # ---------------------------------------------------------------- critique parsing

@@ -10,13 +10,9 @@ from ..engines import Engine, Sampling
 from ..records import EvalItem, Instruction
 from ..store import Step, run_chunked
 from ..tasks import frame
-from ..tasks.constraints import check
+from ..tasks.constraints import check_instruction
 
 CHUNK = 16
-
-
-def _checks(ins: Instruction, text: str, loose: bool) -> list[bool]:
-    return [check(c.id, c.kwargs, text, prompt=ins.task, loose=loose) for c in ins.constraints]
 
 
 def run(
@@ -30,7 +26,7 @@ def run(
         out = []
         for ins, (raw,) in zip(chunk, texts, strict=True):
             text = frame.clean(raw)
-            strict, loose = _checks(ins, text, False), _checks(ins, text, True)
+            strict, loose = check_instruction(ins, text), check_instruction(ins, text, loose=True)
             out.append(
                 EvalItem(
                     id=f"{model_tag}:{ins.id}",

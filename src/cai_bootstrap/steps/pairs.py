@@ -232,8 +232,10 @@ def run(
     instructions: list[Instruction],
     responses: list[Response],
     judge_fn: JudgeFn | None,
+    critiques: list | None = None,
 ) -> PairOutput:
-    """Build, order, filter and cap preference pairs; returns pairs, dropped candidates and stats."""
+    """Build, order, filter and cap preference pairs; returns pairs, dropped candidates and stats
+    (which also summarise `critiques`, the critique step's records, when given)."""
     from .pair_stats import pair_stats  # pair_stats imports this module's record types
 
     ordered: dict[str, list[_Ordered]] = {}
@@ -252,7 +254,7 @@ def run(
         keep, cut = _choose(cfg, ordered[instruction.id])
         pairs += [to_pair(o) for o in keep]
         dropped += cut
-    stats = pair_stats(pairs, dropped, [])
+    stats = pair_stats(pairs, dropped, critiques or [])
     log.info(f"pairs: {len(pairs)} kept of {stats.candidates} candidates; dropped {stats.dropped_by_reason}")
     return PairOutput(pairs=pairs, dropped=dropped, stats=stats)
 

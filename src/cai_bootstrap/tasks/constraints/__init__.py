@@ -152,3 +152,13 @@ def check(
 
 
 __all__ = ["CHECKERS", "Checker", "Param", "Relation", "check", "checker_kwargs", "loose_variants"]
+
+
+def check_instruction(instruction, response: str, loose: bool = False) -> list[bool]:
+    """`check` for each constraint of an `Instruction`, in order. The one place training answers and
+    evaluation answers are checked, so both see the same arguments (the prompt stands in for
+    prompt_to_repeat, as in IFEval)."""
+    return [
+        check(c.id, c.kwargs, response, prompt=instruction.prompt, loose=loose)
+        for c in instruction.constraints
+    ]
