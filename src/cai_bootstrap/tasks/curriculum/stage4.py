@@ -104,11 +104,17 @@ def _items(group: Answers, split: Split, rng: random.Random) -> list[Instruction
     return out
 
 
-def build(split: Split, n: int, rng: random.Random, earlier: Earlier | None = None) -> list[Instruction]:
-    """Up to n evaluation instructions of `split` from earlier answers (or the built-in examples)."""
+def from_earlier(stage: int, items, split: Split, n: int, rng: random.Random, earlier: Earlier | None):
+    """Stages 4 and 5: `items(group, split, rng)` per earlier instruction's answers (or the built-in
+    examples when none are given), then up to n of them, spread over the groups."""
     check_split(split)
     if not earlier:
-        log.info("stage 4: no earlier answers given; using the built-in examples")
+        log.info("stage %d: no earlier answers given; using the built-in examples", stage)
         earlier = as_earlier()
-    groups = [_items(g, split, rng) for g in collect(earlier, split)]
-    return select(groups, n, rng, f"stage 4 {split}")
+    groups = [items(g, split, rng) for g in collect(earlier, split)]
+    return select(groups, n, rng, f"stage {stage} {split}")
+
+
+def build(split: Split, n: int, rng: random.Random, earlier: Earlier | None = None) -> list[Instruction]:
+    """Up to n evaluation instructions of `split` from earlier answers (or the built-in examples)."""
+    return from_earlier(4, _items, split, n, rng, earlier)

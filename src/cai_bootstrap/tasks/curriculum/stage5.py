@@ -13,12 +13,10 @@ from __future__ import annotations
 import random
 from functools import cache
 
-from ...log import log
 from ...records import ConstraintSpec, Instruction, Split
 from .breaking import break_constraint
-from .common import Earlier, check_split, load_data, make_instruction, passes, reword, select, templates
-from .fallback import as_earlier
-from .stage4 import Answers, collect
+from .common import Earlier, load_data, make_instruction, passes, reword, templates
+from .stage4 import Answers, from_earlier
 
 STAGE = 5
 
@@ -63,9 +61,4 @@ def _items(group: Answers, split: Split, rng: random.Random) -> list[Instruction
 
 def build(split: Split, n: int, rng: random.Random, earlier: Earlier | None = None) -> list[Instruction]:
     """Up to n revision instructions of `split` from earlier answers (or the built-in examples)."""
-    check_split(split)
-    if not earlier:
-        log.info("stage 5: no earlier answers given; using the built-in examples")
-        earlier = as_earlier()
-    groups = [_items(g, split, rng) for g in collect(earlier, split)]
-    return select(groups, n, rng, f"stage 5 {split}")
+    return from_earlier(5, _items, split, n, rng, earlier)
