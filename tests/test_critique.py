@@ -9,6 +9,7 @@ from cai_bootstrap.steps.critique import (
     CritiqueSelect,
     CritiqueSettings,
     RejectReason,
+    ReviseWhen,
     RevisionStatus,
     Verdict,
     parse_critique,
@@ -201,6 +202,26 @@ def test_run_revises_only_problems_and_fills_records():
     # r1 passes its constraint, so FAILING never critiques it; revision prompts use their own budget.
     assert ("critique", 50) in engine.calls and ("revision", cfg.max_new_tokens) in engine.calls
     assert len([c for c in engine.calls if c[0] == "critique"]) == 4
+
+
+def test_revise_always_asks_for_a_revision_whatever_the_verdict():
+    ins = [_instruction()]
+    responses = [
+        _response("r0", "Cats, in short, are nice pets to have.", [False], sample=0),
+        _response("r1", "Cats, my friend, like fish very much indeed.", [False], sample=1),
+    ]
+    fixed = "Cats are nice pets to have and they purr."
+    engine = ScriptedEngine(
+        {
+            responses[0].text: (" Fine.\nVerdict: OK\n", _revise(fixed)),
+            responses[1].text: (" no verdict line at all", _revise("Cats like fish very much indeed.")),
+        }
+    )
+    cfg = CritiqueSettings(select=CritiqueSelect.FAILING, max_items=None, revise=ReviseWhen.ALWAYS)
+    out = critique.run(cfg, ins, responses, load_constitution(None), engine, check=no_comma_check)
+    assert [kind for kind, _ in engine.calls].count("revision") == 2
+    assert sorted(r.parent_id for r in out.revisions) == ["r0", "r1"]
+    assert {c.status for c in out.critiques} == {RevisionStatus.REVISED}
 
 
 def test_selection_modes_and_cap():

@@ -57,9 +57,29 @@ def test_cut_at_stop_takes_the_earliest():
     assert cut_at_stop("no stop here", ["\nInstruction:"]) == "no stop here"
 
 
-def test_logprobs_match_a_full_forward(engine):
-    prompts, conts = ["The sea is", "Instruction: hi\nResponse:"], [" wide and blue", " ok"]
-    got = engine.logprobs(prompts, conts)
+@pytest.mark.parametrize(
+    "prompts, conts",
+    [
+        (["The sea is", "Instruction: hi\nResponse:"], [" wide and blue", " ok"]),
+        # One-token continuations of one prompt share a forward; mixed with a longer one and a repeat.
+        (["Pick: A or B? ", "Pick: A or B? ", "The sea is ", "Pick: A or B? "], ["A", "B", "A", "A"]),
+    ],
+)
+def test_logprobs_match_a_full_forward(engine, prompts, conts):
+    rows = []
+    hook = engine.model.register_forward_pre_hook(
+        lambda m, a, kw: rows.append(kw["input_ids"].shape[0]), with_kwargs=True
+    )
+    try:
+        got = engine.logprobs(prompts, conts)
+    finally:
+        hook.remove()
+    one = [
+        p
+        for p, c in zip(prompts, conts, strict=True)
+        if len(engine.tok(c, add_special_tokens=False).input_ids) == 1
+    ]
+    assert sum(rows) == len(prompts) - len(one) + len(set(one))
     for p, c, g in zip(prompts, conts, got, strict=True):
         p_ids = engine.input_ids_for(p)
         c_ids = engine.tok(c, add_special_tokens=False).input_ids

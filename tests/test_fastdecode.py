@@ -104,6 +104,28 @@ def test_stop_strings_end_rows_like_stop_on_text(tiny):
     assert torch.equal(got, ref)
 
 
+def test_repeated_prompts_are_prefilled_once_and_decode_like_generate(tiny):
+    model, tok = tiny
+    ids, mask = left_pad(tok, [p for p in PROMPTS for _ in range(3)])  # n=3 samples, as HFEngine rows
+    dec = FastDecoder(model)
+    calls = []
+    hook = model.model.register_forward_pre_hook(
+        lambda m, a, kw: calls.append(kw["input_ids"].shape), with_kwargs=True
+    )
+    try:
+        got = dec.generate_ids(ids, mask, 30, pad_id=tok.pad_token_id, eos_ids=eos_of(model))
+    finally:
+        hook.remove()
+    assert calls[0] == (len(PROMPTS), ids.shape[1])  # the prefill saw each prompt once
+    assert torch.equal(got, plain(model, ids, mask, 30, tok.pad_token_id))
+    # Sampled rows of one prompt share its prefill but draw their own tokens.
+    torch.manual_seed(0)
+    sampled = dec.generate_ids(ids, mask, 30, pad_id=tok.pad_token_id, sampler=NucleusSampler(1.0, 1.0))
+    assert not torch.equal(sampled[0], sampled[1])
+    sets = nucleus_sets(model, ids, mask, sampled, 1.0, 1.0)
+    assert all(int(sampled[r, t]) in sets[r][t] for r in range(len(ids)) for t in range(30))
+
+
 def test_decoder_reused_for_smaller_batch(tiny):
     model, tok = tiny
     dec = FastDecoder(model)

@@ -140,6 +140,25 @@ def test_sft_examples_pick_the_best_passing_answer():
     assert none == []
 
 
+def test_sft_from_chosen_fills_only_instructions_without_a_passing_answer():
+    failing = RESPONSES[1]
+    pair = PreferencePair(
+        id="p",
+        prompt="P",
+        chosen=frame.completion(failing.text),
+        rejected="x",
+        instruction_id=failing.instruction_id,
+        chosen_id=failing.id,
+        rejected_id="other",
+        reason="judge margin 1",
+    )
+    got = pairs.sft_examples([INSTRUCTIONS[0]], [failing], [pair])
+    assert [e.completion for e in got] == [frame.completion(failing.text)]
+    # Where a passing answer exists it wins over the chosen one.
+    ex = {e.instruction_id: e for e in pairs.sft_examples(INSTRUCTIONS, RESPONSES, [pair])}
+    assert ex["i1"].completion == frame.completion("one two three four five seven")
+
+
 def _pair(n, chosen, rejected, c_origin="sample", r_origin="sample", reason="judge margin 1", margin=1.0):
     return PreferencePair(
         id=f"p{n}",

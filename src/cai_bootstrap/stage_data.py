@@ -5,6 +5,7 @@ refused as stale when its config or inputs changed (unless --force)."""
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from .engines.holder import model_identity
@@ -169,10 +170,12 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         critiques = read_jsonl(crit_step.folder / "critiques.jsonl", CritiqueRecord)
         with timeout(ctx, "generation"):
             out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques)
-        sft = pairs.sft_examples(ins, cands)
+        sft = pairs.sft_examples(ins, cands, out.pairs if ctx.cfg.pairs.sft_from_chosen else ())
         if not out.pairs and not sft:
+            reasons = Counter(d.reason.value for d in out.dropped).most_common()
             raise UserError(
-                "no preference pairs and no passing answers to train on",
+                f"no preference pairs and no passing answers to train on (candidate pairs dropped: "
+                f"{', '.join(f'{r} {n}' for r, n in reasons) or 'none formed'})",
                 "raise responses.k or n_train, or loosen the pair filters",
             )
         write_jsonl(st.folder / "dropped.jsonl", out.dropped)

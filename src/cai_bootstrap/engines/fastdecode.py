@@ -59,7 +59,11 @@ AttentionInterface.register(ATTN_NAME, slot_attention)
 
 class SlotCache:
     """Preallocated K/V per layer. `update` writes the new keys at `slots` and returns the first
-    `length` slots: the model's attention then sees a fixed-shape view, which CUDA graphs need."""
+    `length` slots: the model's attention then sees a fixed-shape view, which CUDA graphs need.
+
+    With `rows` set (a prefill of distinct prompts only), cache row r receives the keys of forward
+    row rows[r], and the forward sees its own keys: the prefill covers slots 0..length-1, so they
+    are exactly that view."""
 
     def __init__(self, batch: int, max_len: int):
         self.batch, self.max_len = batch, max_len
@@ -67,6 +71,7 @@ class SlotCache:
         self.values: dict[int, torch.Tensor] = {}
         self.slots: torch.Tensor | None = None
         self.length = 0
+        self.rows: torch.Tensor | None = None
 
     def update(self, key, value, layer_idx, *args, **kwargs):
         if (
@@ -76,6 +81,10 @@ class SlotCache:
             self.keys[layer_idx] = torch.zeros(shape, dtype=key.dtype, device=key.device)
             self.values[layer_idx] = torch.zeros(shape, dtype=value.dtype, device=value.device)
         k, v = self.keys[layer_idx], self.values[layer_idx]
+        if self.rows is not None:
+            k.index_copy_(2, self.slots, key.index_select(0, self.rows))
+            v.index_copy_(2, self.slots, value.index_select(0, self.rows))
+            return key, value
         k.index_copy_(2, self.slots, key)
         v.index_copy_(2, self.slots, value)
         return k[:, :, : self.length], v[:, :, : self.length]
@@ -209,7 +218,7 @@ class FastDecoder:
         real, prompt = ids.shape
         ids, mask = self._fit(ids, mask, max_new_tokens)
         with slot_attention_on(self.model):
-            first = _exact_draw(self._prefill(ids, mask), sampler)
+            first = _exact_draw(self._prefill_distinct(ids, mask), sampler)
             self._start(first, prompt)
             finish, made = self._decode(prompt, max_new_tokens, sampler, stop, set(eos_ids), real)
         width = max(f + 1 for f in finish) if all(f is not None for f in finish) else made
@@ -254,17 +263,34 @@ class FastDecoder:
         )
         return out.logits[:, -1]
 
-    def _prefill(self, ids, mask) -> torch.Tensor:
+    def _prefill_distinct(self, ids, mask) -> torch.Tensor:
+        """Prefill each distinct prompt once (n samples of a prompt are n equal rows), copy its K/V
+        to every row that shares it, and return last-position logits for every row."""
+        distinct, rows = torch.unique(torch.cat([ids, mask], dim=1), dim=0, return_inverse=True)
+        if distinct.shape[0] == ids.shape[0]:
+            return self._prefill(ids, mask)
+        self.state.cache.rows = rows
+        try:
+            width = ids.shape[1]
+            logits = self._prefill(distinct[:, :width], distinct[:, width:], full_mask=mask)
+        finally:
+            self.state.cache.rows = None
+        return logits.index_select(0, rows)
+
+    def _prefill(self, ids, mask, full_mask=None) -> torch.Tensor:
+        """Forward over left-padded prompts into the cache. `full_mask` is the mask of every cache
+        row when `ids` holds only the distinct prompts (SlotCache.rows maps rows to them)."""
         st, prompt = self.state, ids.shape[1]
+        full_mask = mask if full_mask is None else full_mask
         st.valid.zero_()
-        st.valid[:, :prompt] = mask.bool()
+        st.valid[:, :prompt] = full_mask.bool()
         q = st.slots[:prompt]
         causal = q[:, None] >= q[None, :]
         # A padding query attends to itself only: a query with no key at all would give NaN, which
         # its K/V at the next layer would carry into every row's softmax.
-        allowed = (st.valid[:, None, None, :prompt] & causal) | (q[:, None] == q[None, :])
+        allowed = (mask.bool()[:, None, None, :] & causal) | (q[:, None] == q[None, :])
         pos = (mask.long().cumsum(-1) - 1).clamp_(min=0)
-        self.base = pos[:, -1] + 1
+        self.base = (full_mask.long().sum(-1) - 1).clamp_(min=0) + 1
         st.cache.slots, st.cache.length = q, prompt
         return self._forward(ids, pos, allowed, q)
 

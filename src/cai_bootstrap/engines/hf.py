@@ -116,29 +116,43 @@ class HFEngine:
 
     @torch.inference_mode()
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
-        """Sum of log p(continuation tokens | prompt), batched by length."""
+        """Sum of log p(continuation tokens | prompt), batched by length.
+
+        One-token continuations of the same prompt (a judge's " A" and " B", a critic's " Yes" and
+        " No") share one forward: the distribution after the prompt scores all of them.
+        """
         if len(prompts) != len(continuations):
             raise ValueError("prompts and continuations differ in length")
-        pairs = []
-        for p, c in zip(prompts, continuations, strict=True):
+        rows: list[tuple[list[int], int, list[tuple[int, int]]]] = []  # ids, n scored, (k, token)s
+        shared: dict[tuple[int, ...], int] = {}
+        for k, (p, c) in enumerate(zip(prompts, continuations, strict=True)):
             p_ids = self.input_ids_for(p)
             c_ids = self.tok(c, add_special_tokens=False).input_ids
-            pairs.append((p_ids + c_ids, len(c_ids)))
-        order = sorted(range(len(pairs)), key=lambda k: -len(pairs[k][0]))
-        scores = [0.0] * len(pairs)
+            if len(c_ids) == 1 and (row := shared.get(tuple(p_ids))) is not None:
+                rows[row][2].append((k, c_ids[0]))
+                continue
+            if len(c_ids) == 1:
+                shared[tuple(p_ids)] = len(rows)
+            rows.append((p_ids + c_ids, len(c_ids), [(k, c_ids[0] if len(c_ids) == 1 else -1)]))
+        order = sorted(range(len(rows)), key=lambda r: -len(rows[r][0]))
+        scores = [0.0] * len(prompts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            ids, mask = self._left_pad([pairs[k][0] for k in idx])
+            ids, mask = self._left_pad([rows[r][0] for r in idx])
             # Left padding puts every continuation at the end, so only the last K positions need
             # logits: with a 262k vocabulary the full logits would dominate time and memory.
-            keep = max(pairs[k][1] for k in idx) + 1
+            keep = max(rows[r][1] for r in idx) + 1
             logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
             logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
             targets = ids[:, ids.shape[1] - keep + 1 :]
             token_logp = logp.gather(-1, targets[..., None])[..., 0]
-            for row, k in enumerate(idx):
-                n = pairs[k][1]
-                scores[k] = float(token_logp[row, token_logp.shape[1] - n :].sum()) if n else 0.0
+            for b, r in enumerate(idx):
+                _, n, members = rows[r]
+                if n == 1:  # the last position predicts every one-token continuation of this prompt
+                    for k, token in members:
+                        scores[k] = float(logp[b, -1, token])
+                elif n:
+                    scores[members[0][0]] = float(token_logp[b, token_logp.shape[1] - n :].sum())
         return scores
 
 

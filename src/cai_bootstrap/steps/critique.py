@@ -1,8 +1,8 @@
 """Critique and revision (Bai et al. 2022, Constitutional AI, sec. 3.1) run on a BASE model.
 
 Per answer and round a principle is sampled; a few-shot completion prompt asks for a critique that
-ends in a verdict; only a PROBLEM verdict leads to a revision prompt (complete new answer or
-KEEP_ORIGINAL). Parsers never raise: they return a flagged result and keep the raw text.
+ends in a verdict; a PROBLEM verdict (or every critique, with `revise: always`) leads to a revision
+prompt (complete new answer or KEEP_ORIGINAL). Parsers never raise: they return a flagged result and keep the raw text.
 """
 
 from __future__ import annotations
@@ -180,12 +180,20 @@ class CritiqueSelect(StrEnum):
                 return failing or not instruction.constraints
 
 
+class ReviseWhen(StrEnum):
+    """Which critiqued answers get a revision prompt."""
+
+    PROBLEM = "problem"  # only a PROBLEM verdict: saves the revision pass where the critic is content
+    ALWAYS = "always"  # every critique, whatever its verdict, as in Bai et al. (2022)
+
+
 class CritiqueSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = Field(True, description="run critique and revision at all")
     select: CritiqueSelect = Field(CritiqueSelect.FAILING_OR_UNVERIFIED, description="answers to critique")
     max_items: int | None = Field(200, ge=1, description="cap on answers (seeded sample); null = all")
     rounds: int = Field(1, ge=1, le=4, description="critique/revise rounds, a new principle each")
+    revise: ReviseWhen = Field(ReviseWhen.PROBLEM, description="revise after a PROBLEM verdict, or always")
     shots: int = Field(3, ge=0, le=8, description="few-shot examples per prompt, from the constitution")
     critique_max_new_tokens: int = Field(160, ge=8, description="token budget of one critique")
     max_new_tokens: int = Field(384, ge=8, description="token budget of one revision")
@@ -313,7 +321,7 @@ def _record(
 
 
 def _revision_round(cfg, items, constitution, engine, round_, check: CheckFn) -> tuple[list, list[_Item]]:
-    """Revise the items whose critique found a problem; return records and the items revised."""
+    """Revise the given items (see CritiqueSettings.revise); return records and the items revised."""
     prompts = [
         revision_prompt(
             constitution, it.principle, it.instruction, it.current.text, it.critique.critique, cfg.shots
@@ -377,12 +385,13 @@ def run(
             break
         _critique_round(cfg, items, constitution, engine, round_)
         out.principle_usage.update(it.principle.id for it in items)
-        problems = [it for it in items if it.critique.verdict is Verdict.PROBLEM]
+        always = cfg.revise is ReviseWhen.ALWAYS
+        problems = [it for it in items if always or it.critique.verdict is Verdict.PROBLEM]
         for it in items:
-            if it.critique.verdict is not Verdict.PROBLEM:
+            if not always and it.critique.verdict is not Verdict.PROBLEM:
                 reason = RejectReason.NO_VERDICT if it.critique.verdict is Verdict.UNCLEAR else None
                 out.critiques.append(_record(it, round_, None, reason))
-        log.info(f"critique round {round_}: {len(problems)} of {len(items)} answers have a problem")
+        log.info(f"critique round {round_}: {len(problems)} of {len(items)} answers to revise")
         records, items = _revision_round(cfg, problems, constitution, engine, round_, check)
         out.critiques.extend(records)
         out.revisions.extend(it.current for it in items)

@@ -63,6 +63,10 @@ class PairSettings(BaseModel):
     max_judged_per_instruction: int = Field(
         12, ge=0, description="verifier ties sent to the judge per instruction (compute bound)"
     )
+    sft_from_chosen: bool = Field(
+        False,
+        description="SFT also on the chosen answer of instructions with no passing answer (judge-ordered)",
+    )
 
 
 class DroppedPair(Record):
@@ -263,19 +267,30 @@ def _passes(response: Response, instruction: Instruction) -> bool:
     return bool(response.text.strip()) and (response.all_passed or not instruction.constraints)
 
 
-def sft_examples(instructions: list[Instruction], responses: list[Response]) -> list[SFTExample]:
+def sft_examples(
+    instructions: list[Instruction], responses: list[Response], chosen: list[PreferencePair] = ()
+) -> list[SFTExample]:
     """One SFT example per instruction from its best passing answer.
 
     Best: the latest accepted revision (it was critiqued and kept every constraint it met), else
-    the first sample that passes. Instructions without a passing answer give no example.
+    the first sample that passes. An instruction without a passing answer gives no example, unless
+    `chosen` holds a pair for it: then its first pair's chosen answer is used (the
+    `sft_from_chosen` setting; such an answer is only better than its rejected one, not verified).
     """
+    by_id = {r.id: r for r in responses}
+    first_chosen: dict[str, Response] = {}
+    for p in chosen:
+        first_chosen.setdefault(p.instruction_id, by_id[p.chosen_id])
     out = []
     for instruction, answers in _grouped(instructions, responses):
         passing = [r for r in answers if _passes(r, instruction)]
-        if not passing:
+        if passing:
+            revisions = [r for r in passing if r.origin == "revision"]
+            best = revisions[-1] if revisions else min(passing, key=lambda r: (r.sample, r.id))
+        elif instruction.id in first_chosen:
+            best = first_chosen[instruction.id]
+        else:
             continue
-        revisions = [r for r in passing if r.origin == "revision"]
-        best = revisions[-1] if revisions else min(passing, key=lambda r: (r.sample, r.id))
         out.append(
             SFTExample(
                 id=f"sft-{instruction.id}",
