@@ -10,8 +10,8 @@ Two choices make the timing of a stage representative although the weights carry
   output decodes to text that re-encodes to the same number of tokens, and the judge's " A" and " B"
   are different tokens.
 - **No EOS**: generation_config has none, so every answer runs to max_new_tokens (forced lengths).
-- **Peaked next-token distributions**: the LM head is scaled so logits have a spread like a trained
-  model's (std ~10) instead of the near-flat std ~1 of a fresh init. With a flat distribution the
+- **Peaked next-token distributions**: the final norm is scaled so logits have a spread like a
+  trained model's (std ~10) instead of the near-flat std ~1 of a fresh init. With a flat distribution the
   top-p nucleus would span most of the vocabulary, which no trained model does, and every sampled
   step would take the sampler's exact (full-sort) path.
 """
@@ -111,9 +111,11 @@ def build(shape: str, out: Path, device: str) -> dict:
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
     with torch.no_grad():
-        head = model.get_output_embeddings().weight
-        # Final-norm output has unit scale per element, so a logit's std is |row| = std * sqrt(hidden).
-        head.normal_(0.0, LOGIT_STD / dims["hidden_size"] ** 0.5)
+        # A logit is the final norm's output (unit scale per element, times the norm's weight) dotted
+        # with a head row of std initializer_range: std = weight * range * sqrt(hidden). Scaling the
+        # norm's weight leaves the input embeddings alone, which a tied head shares (0.5B).
+        spread = cfg.initializer_range * dims["hidden_size"] ** 0.5
+        model.model.norm.weight.fill_(LOGIT_STD / spread)
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = PAD
     built = time.perf_counter() - t0

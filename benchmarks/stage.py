@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,19 +47,26 @@ def run_stage(args, seconds: float) -> dict:
     calls_file = args.run_dir / "bench_calls.json"
     calls = json.loads(calls_file.read_text()) if calls_file.exists() else []
     log_path = args.run_dir / f"bench_call{len(calls) + 1}.log"
-    cmd = [sys.executable, "-m", "cai_bootstrap", "run", "--recipe", str(args.recipe), "--quiet"]
+    cmd = [sys.executable, "-m", "cai_bootstrap", "run", "--recipe", str(args.recipe)]
     cmd += ["--set", f"model.generator={args.model_dir}", "--set", f"run.run_dir={args.run_dir}"]
     for kv in args.set:
         cmd += ["--set", kv]
     start = time.time()
     with open(log_path, "w") as log:
-        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True
+        )
+        # Each log line gets the seconds since the call started: the step manifests time whole steps,
+        # the log shows where the time goes inside them (loads, generation, checks, saves).
+        copier = threading.Thread(target=_stamp_lines, args=(child.stdout, log, start), daemon=True)
+        copier.start()
         try:
             rc = child.wait(timeout=max(seconds, 1))
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)  # as a lost machine would: the run must resume
             child.wait()
             rc = None
+        copier.join(timeout=5)
     call = {
         "call": len(calls) + 1,
         "started": datetime.fromtimestamp(start, UTC).isoformat(),
@@ -70,6 +78,12 @@ def run_stage(args, seconds: float) -> dict:
     calls.append(call)
     calls_file.write_text(json.dumps(calls, indent=1))
     return call
+
+
+def _stamp_lines(stream, log, start: float) -> None:
+    for line in stream:
+        log.write(f"[{time.time() - start:7.1f}s] {line}")
+        log.flush()
 
 
 def step_times(run_dir: Path) -> list[dict]:

@@ -16,13 +16,13 @@ from shapes import Counts, ids_to_text, random_ids
 from timer import median, repeat
 
 
-def lora_model(model):
+def lora_model(model, dropout: float = 0.05):
     from peft import LoraConfig, get_peft_model
 
     cfg = LoraConfig(
         r=16,
         lora_alpha=32,
-        lora_dropout=0.05,
+        lora_dropout=dropout,
         target_modules="all-linear",
         bias="none",
         task_type="CAUSAL_LM",

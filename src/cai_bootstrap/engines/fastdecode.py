@@ -187,8 +187,11 @@ class FastDecoder:
     and reused while the batch fits (a smaller batch is padded with copies of its first row) and the
     prompt + new tokens fit the cache; otherwise they are rebuilt."""
 
-    def __init__(self, model):
+    def __init__(self, model, compile_step: bool = False):
         self.model = model
+        # Optional: the decode step through torch.compile (inductor fuses the elementwise kernels)
+        # before our capture. Each cache bucket compiles once; off unless measured to pay.
+        self.step_model = torch.compile(model, dynamic=False) if compile_step else model
         cfg = model.config
         self.device = next(model.parameters()).device
         self.use_graphs = self.device.type == "cuda"
@@ -252,8 +255,8 @@ class FastDecoder:
         slide = full.masked_fill(~near, torch.finfo(dtype).min)
         return {"full_attention": full, "sliding_attention": slide}
 
-    def _forward(self, ids, pos, allowed, q_slots) -> torch.Tensor:
-        out = self.model(
+    def _forward(self, ids, pos, allowed, q_slots, model=None) -> torch.Tensor:
+        out = (model or self.model)(
             input_ids=ids,
             position_ids=pos,
             attention_mask=self._masks(allowed, q_slots),
@@ -311,7 +314,7 @@ class FastDecoder:
         st.valid.index_fill_(1, st.slot, True)
         with self._decode_kernels():
             logits = self._forward(
-                st.tok[:, None], st.pos[:, None], st.valid[:, None, None, :length], st.slot
+                st.tok[:, None], st.pos[:, None], st.valid[:, None, None, :length], st.slot, self.step_model
             )
         choice = _graph_draw(logits, sampler, st)
         st.tok.copy_(choice)
