@@ -11,7 +11,8 @@ Decode (batch 64, 256-token prompts, 256 new tokens, greedy, median of 3):
 Training (LoRA r=16 all-linear, batch 8 x 512, checkpointing off, median of 5 steps):
 - `plain`: PEFT as benchmarks/train.py times it (lora_dropout 0.05);
 - `dropout0`: lora_dropout 0, so PEFT skips the dropout on each adapter's input;
-- `liger`: Liger kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy) patched into the model.
+- `liger`: Liger kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy) patched into the model;
+- `liger+dropout0`: both.
 """
 
 from __future__ import annotations
@@ -94,14 +95,14 @@ def training_levers(name: str, c, peak: float) -> dict:
     from train import lora_model
 
     out = {}
-    for label in ("plain", "dropout0", "liger"):
+    for label in ("plain", "dropout0", "liger", "liger+dropout0"):
         try:
             model = build_model(name)
-            if label == "liger":
+            if label.startswith("liger"):
                 from liger_kernel.transformers import apply_liger_kernel_to_qwen2
 
                 apply_liger_kernel_to_qwen2(model=model)
-            pm = lora_model(model, dropout=0.0 if label == "dropout0" else 0.05)
+            pm = lora_model(model, dropout=0.0 if label.endswith("dropout0") else 0.05)
             r = bench_sft(pm, c, batch=8, seq=512, recompute=False, peak=peak)
             out[label] = r
             print(label, {k: v for k, v in r.items() if k != "times"}, flush=True)
@@ -117,7 +118,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="7b")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--skip", default="")
+    ap.add_argument("--skip", default="", help="decode,train")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     res = {"device": torch.cuda.get_device_name(0), "model": args.model}

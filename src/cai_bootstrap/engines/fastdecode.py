@@ -256,7 +256,7 @@ class FastDecoder:
         return {"full_attention": full, "sliding_attention": slide}
 
     def _forward(self, ids, pos, allowed, q_slots, model=None) -> torch.Tensor:
-        out = (model or self.model)(
+        out = (self.model if model is None else model)(
             input_ids=ids,
             position_ids=pos,
             attention_mask=self._masks(allowed, q_slots),
