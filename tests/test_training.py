@@ -199,6 +199,16 @@ def test_quantised_base_needs_cuda(tiny_model_dir):
         load_base(tiny_model_dir, "float32", LoraSettings(load_in_bits=4), False)
 
 
+def test_liger_kernels_are_refused_where_they_cannot_run(tmp_path):
+    from cai_bootstrap.training.runner import trl_kwargs
+
+    assert trl_kwargs(SFTSettings(), tmp_path)["use_liger_kernel"] is False
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU message")
+    with pytest.raises(UserError, match="liger_kernels needs a CUDA GPU"):
+        trl_kwargs(SFTSettings(liger_kernels=True), tmp_path)
+
+
 def test_settings_validate():
     assert LoraSettings(r=8).lora_alpha == 16
     with pytest.raises(ValueError, match="multiple of eval_steps"):

@@ -53,6 +53,11 @@ class ModelSettings(_Strict):
     )
     device: str = Field("auto", description="'auto' (cuda if present), 'cpu' or 'cuda'")
     batch_size: int = Field(8, ge=1, description="generation and scoring batch size")
+    compile_decode: bool = Field(
+        False,
+        description="CUDA only: compile the decode step (torch.compile) before graph capture; measured "
+        "1.4x faster decoding at 7B, at about 18 s of compile per batch and cache-length shape",
+    )
     judge: str | None = Field(
         None,
         description="a fixed judge model for every stage (avoids a model grading itself into collapse); "

@@ -18,7 +18,7 @@ from .fastdecode import FastDecoder, TextStop
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, batch_size: int = 8):
+    def __init__(self, model, tokenizer, batch_size: int = 8, compile_decode: bool = False):
         self.model = model
         self.tok = tokenizer
         self.batch_size = batch_size
@@ -26,7 +26,9 @@ class HFEngine:
         # Our CUDA-graph decode loop (fastdecode.py; measured 2.9-5x plain generate on an H200, see
         # BENCHMARKS.md). On a CPU there is nothing to capture, so transformers' generate runs.
         self._fast = (
-            FastDecoder(model) if self.device.type == "cuda" and supports_fast_decode(model) else None
+            FastDecoder(model, compile_step=compile_decode)
+            if self.device.type == "cuda" and supports_fast_decode(model)
+            else None
         )
         if self.tok.pad_token_id is None:
             # Padding only fills masked positions; any id works, EOS is the usual choice.
@@ -34,12 +36,17 @@ class HFEngine:
 
     @classmethod
     def from_path(
-        cls, path: Path, dtype: str = "float32", device: str = "cpu", batch_size: int = 8
+        cls,
+        path: Path,
+        dtype: str = "float32",
+        device: str = "cpu",
+        batch_size: int = 8,
+        compile_decode: bool = False,
     ) -> HFEngine:
         from ..models import load
 
         model, tok = load(Path(path), dtype=dtype, device=device)
-        return cls(model, tok, batch_size=batch_size)
+        return cls(model, tok, batch_size=batch_size, compile_decode=compile_decode)
 
     def input_ids_for(self, text: str) -> list[int]:
         ids = self.tok(text, add_special_tokens=False).input_ids

@@ -65,6 +65,11 @@ class _Common(BaseModel):
     report_to: list[str] | str = Field(
         "none", description="trackers for metrics ('none', 'wandb', 'trackio', ...)"
     )
+    liger_kernels: bool = Field(
+        False,
+        description="CUDA only: Liger's fused RMSNorm, RoPE and SwiGLU kernels (needs liger-kernel); "
+        "measured 7B LoRA MFU 33% -> 38% (41% with lora.dropout 0)",
+    )
 
 
 class SFTSettings(_Common):

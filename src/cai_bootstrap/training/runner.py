@@ -144,7 +144,24 @@ def trl_kwargs(cfg, out_dir: Path) -> dict:
         "disable_tqdm": quiet(),
         "dataloader_num_workers": 0,
         "ddp_find_unused_parameters": False,  # every LoRA weight is used in every forward
+        "use_liger_kernel": liger_kernels(cfg),
     }
+
+
+def liger_kernels(cfg) -> bool:
+    """cfg.liger_kernels, refused where it cannot work (transformers would fail deep inside Trainer)."""
+    if not cfg.liger_kernels:
+        return False
+    import importlib.util
+
+    if not torch.cuda.is_available():
+        raise UserError("liger_kernels needs a CUDA GPU", "set sft/dpo liger_kernels: false on this machine")
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise UserError(
+            "liger_kernels is on but the liger-kernel package is not installed",
+            "pip install liger-kernel, or set liger_kernels: false",
+        )
+    return True
 
 
 def _checkpointing_arg() -> str:
