@@ -126,6 +126,18 @@ def test_repeated_prompts_are_prefilled_once_and_decode_like_generate(tiny):
     assert all(int(sampled[r, t]) in sets[r][t] for r in range(len(ids)) for t in range(30))
 
 
+def test_compiled_step_decodes_like_the_eager_step(tiny):
+    """model.compile_decode: the decode step through torch.compile gives the same greedy tokens
+    (float32 on a CPU; on the GPU benchmarks/levers.py checks it teacher-forced in bf16)."""
+    model, tok = tiny
+    ids, mask = left_pad(tok, PROMPTS)
+    eager = FastDecoder(model).generate_ids(ids, mask, 20, pad_id=tok.pad_token_id, eos_ids=eos_of(model))
+    compiled = FastDecoder(model, compile_step=True)
+    got = compiled.generate_ids(ids, mask, 20, pad_id=tok.pad_token_id, eos_ids=eos_of(model))
+    assert compiled.step_model is not model
+    assert torch.equal(got, eager)
+
+
 def test_decoder_reused_for_smaller_batch(tiny):
     model, tok = tiny
     dec = FastDecoder(model)
