@@ -7,7 +7,8 @@ import pytest
 from cai_bootstrap.config import load_recipe
 from cai_bootstrap.errors import UserError
 
-RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+ROOT = Path(__file__).parent.parent
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "benchmarks" / "recipes").glob("*.yaml"))
 
 
 def test_recipes_exist():
