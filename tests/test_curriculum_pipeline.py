@@ -59,7 +59,7 @@ class _Ctx:
         self.generator = None
 
 
-def _scripted(monkeypatch, scores, passes):
+def _scripted(monkeypatch, scores, passes, configured=True):
     calls = []
 
     def fake_round(ctx, held):
@@ -68,7 +68,7 @@ def _scripted(monkeypatch, scores, passes):
 
     def fake_judge(cfg, base_eval, info):
         r = info["round"]
-        return {**info, "score": scores[r - 1], "gate": {"passed": passes[r - 1]}}
+        return {**info, "score": scores[r - 1], "gate": {"passed": passes[r - 1], "configured": configured}}
 
     monkeypatch.setattr(pipeline, "run_round", fake_round)
     monkeypatch.setattr(pipeline, "_judge_round", fake_judge)
@@ -86,6 +86,13 @@ def test_rounds_stop_on_a_score_drop_and_keep_the_better_round(monkeypatch):
     _scripted(monkeypatch, [0.4, 0.3, 0.9], [False, False, False])
     done, chosen, why = pipeline._rounds(_Ctx(3), None, None)
     assert len(done) == 2 and chosen["round"] == 1 and "dropped" in why
+
+
+def test_without_a_gate_every_round_runs(monkeypatch):
+    # An unconfigured gate "passes" (nothing to fail), which must not end the rounds early.
+    _scripted(monkeypatch, [0.2, 0.3, 0.4], [True, True, True], configured=False)
+    done, chosen, why = pipeline._rounds(_Ctx(3), None, None)
+    assert len(done) == 3 and chosen["round"] == 3 and why.startswith("no gate configured")
 
 
 def test_rounds_stop_at_max_rounds(monkeypatch):

@@ -105,6 +105,8 @@ def test_stage_writes_every_artifact(finished_run):
     summary = json.loads((s1 / "stage.json").read_text())
     assert summary["comparison"]["base"]["n"] == 5
     assert summary["gate"]["passed"]
+    if not summary["gate"]["configured"]:
+        assert summary["gate"]["needed"] is None and "No gate configured" in (run / "report.md").read_text()
     sft = json.loads((s1 / "round1" / "sft" / "manifest.json").read_text())["result"]
     assert sft["steps"] >= 1
     external = summary["external"]

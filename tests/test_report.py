@@ -222,3 +222,16 @@ def test_helpers():
     assert fence("a ``` b").startswith("````text\n")
     assert fence("plain") == "```text\nplain\n```"
     assert fmt(0.123456) == "0.1235" and fmt(True) == "yes" and fmt({"a": 1, "b": 2.5}) == "a: 1, b: 2.5"
+
+
+def test_a_stage_without_a_gate_is_shown_as_recorded(tmp_path):
+    data = realistic_data()
+    s = data.stages[1]
+    s.gate = GateOutcome(
+        passed=True, metric="prompt_strict", achieved=0.55, needed=None, configured=False, reason="x"
+    )
+    md, html = render(data, tmp_path)
+    mdt, text = md.read_text(), html.read_text()
+    assert "**No gate configured.** prompt_strict: 0.55" in mdt and "recorded (no gate)" in mdt
+    assert "**Gate failed.**" not in mdt
+    assert "No gate configured." in text and "recorded (no gate)" in text

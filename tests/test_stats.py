@@ -115,3 +115,19 @@ def test_compare_overall_and_per_type():
     assert rows["punctuation:no_comma"].p_adjusted == 1.0
     assert not rows["punctuation:no_comma"].significant
     assert compare([True], [False]).per_type == []
+
+
+def test_gate_without_conditions_records_and_never_fails():
+    from cai_bootstrap.config import GateSettings
+    from cai_bootstrap.errors import GateFailed
+    from cai_bootstrap.steps import gate
+
+    cmp = compare(*_paired(9, 1, both=5, neither=5))  # the trained model got worse
+    none = gate.decide(GateSettings(), 1, cmp)
+    assert (none.configured, none.passed, none.needed) == (False, True, None)
+    assert "no gate configured" in none.reason
+    gate.enforce(1, none)  # never raises
+    strict = gate.decide(GateSettings(min_success=0.9), 1, cmp)
+    assert (strict.configured, strict.passed, strict.needed) == (True, False, 0.9)
+    with pytest.raises(GateFailed, match="Stage 1 FAILED"):
+        gate.enforce(1, strict)

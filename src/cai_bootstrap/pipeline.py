@@ -47,7 +47,8 @@ def _judge_round(cfg: StageSettings, base_eval: Path, round_info: dict) -> dict:
 
 
 def _rounds(ctx: StageContext, held_path: Path, base_eval: Path) -> tuple[list[dict], dict, str]:
-    """Rounds until the gate passes, max_rounds, or a drop in held-out score (then the better round wins)."""
+    """Rounds until the gate passes, max_rounds, or a drop in held-out score (then the better round wins).
+    With no gate configured every round up to max_rounds runs (a drop still stops)."""
     done: list[dict] = []
     for r in range(1, ctx.cfg.max_rounds + 1):
         ctx.round = r
@@ -55,10 +56,12 @@ def _rounds(ctx: StageContext, held_path: Path, base_eval: Path) -> tuple[list[d
         info = _judge_round(ctx.cfg, base_eval, run_round(ctx, held_path))
         done.append(info)
         log.info("stage %d round %d: %s %.1f%%", ctx.cfg.stage, r, ctx.cfg.gate.metric, 100 * info["score"])
-        if info["gate"]["passed"]:
+        if info["gate"]["passed"] and info["gate"].get("configured", True):
             return done, info, "gate passed"
         if len(done) > 1 and info["score"] < done[-2]["score"]:
             return done, done[-2], f"held-out score dropped in round {r}; round {r - 1}'s model is kept"
+    if not done[-1]["gate"].get("configured", True):
+        return done, done[-1], f"no gate configured: outcome recorded after {len(done)} round(s)"
     return done, done[-1], f"max_rounds ({ctx.cfg.max_rounds}) reached"
 
 

@@ -21,10 +21,13 @@ class GateOutcome(BaseModel):
     """Whether a stage reached its target."""
 
     model_config = ConfigDict(extra="forbid")
-    passed: bool = Field(description="True when the stage reached its target")
+    passed: bool = Field(description="True when the stage reached its target (always True with no gate)")
     metric: str = Field(description="what was compared, e.g. 'trained prompt_strict CI low - baseline rate'")
     achieved: float = Field(description="the value the stage reached")
-    needed: float = Field(description="the value the gate asked for")
+    needed: float | None = Field(description="the value the gate asked for; None with no gate")
+    configured: bool = Field(
+        True, description="False when the recipe sets no gate: the outcome is only recorded"
+    )
     reason: str = Field("", description="one line on why it passed or failed")
 
 

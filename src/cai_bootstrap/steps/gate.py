@@ -20,20 +20,24 @@ def decide(cfg, stage: int, comparison: Comparison) -> GateOutcome:
         if not better:
             passed = False
             reasons.append(f"no significant gain over baseline (McNemar b={m.b}, c={m.c}, p={m.p_value:.3g})")
+    configured = cfg.min_success is not None or cfg.require_improvement
     needed = cfg.min_success if cfg.min_success is not None else comparison.base.rate
     if not reasons:
         reasons.append(
-            "all configured conditions hold"
-            if (cfg.min_success is not None or cfg.require_improvement)
-            else "no gate configured: recorded only"
+            "all configured conditions hold" if configured else "no gate configured: outcome recorded"
         )
     return GateOutcome(
-        passed=passed, metric=cfg.metric, achieved=achieved, needed=needed, reason="; ".join(reasons)
+        passed=passed,
+        metric=cfg.metric,
+        achieved=achieved,
+        needed=needed if configured else None,
+        configured=configured,
+        reason="; ".join(reasons),
     )
 
 
 def enforce(stage: int, outcome: GateOutcome) -> None:
-    if not outcome.passed:
+    if outcome.configured and not outcome.passed:
         raise GateFailed(
             f"Stage {stage} FAILED: achieved {outcome.achieved:.1%} (need {outcome.needed:.1%}) - {outcome.reason}"
         )
