@@ -22,6 +22,8 @@ TINY = [
     "stages.0.responses.max_new_tokens=32",
     "stages.0.critique.max_items=2",
     "stages.0.judge.enabled=false",
+    # At 32 tokens most answers are cut off; the truncation filter is unit-tested in test_pairs.py.
+    "stages.0.pairs.drop_truncated=false",
     "stages.0.sft.epochs=1",
     "stages.0.dpo.epochs=1",
     "stages.0.dpo.max_length=320",

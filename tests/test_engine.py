@@ -88,3 +88,8 @@ def test_logprobs_match_a_full_forward(engine, prompts, conts):
             logp = torch.log_softmax(engine.model(ids).logits[0, :-1].float(), -1)
         want = sum(logp[len(p_ids) - 1 + i, t].item() for i, t in enumerate(c_ids))
         assert g == pytest.approx(want, abs=1e-4)
+
+
+def test_count_tokens_matches_the_ids_a_continuation_gets(engine):
+    text = " wide and blue"
+    assert engine.count_tokens(text) == len(engine.tok(text, add_special_tokens=False).input_ids) > 0

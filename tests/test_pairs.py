@@ -240,3 +240,18 @@ def test_pairs_stats_from_dir_reads_the_step_folders(tmp_path):
     console.print(format_stats(s))
     text = console.export_text()
     assert "meta-commentary rate" in text and "25.0%" in text and "warning" in text
+
+
+def test_an_answer_cut_off_at_the_token_limit_is_never_chosen_nor_an_sft_target():
+    ins = [_instruction("i1", 1)]
+    cut = _r("cut", "i1", "one two three four five six seven", [True], 0, truncated=True)
+    done = _r("done", "i1", "one two three", [True], 1)
+    bad = _r("bad", "i1", "uno dos tres cuatro cinco seis", [False], 2)
+    scripted_judge.seen = []
+    out = pairs.run(PairSettings(pairs_per_instruction=5), ins, [cut, done, bad], None)
+    kept = {(p.chosen_id, p.rejected_id) for p in out.pairs}
+    assert kept == {("done", "bad")}
+    truncated = [d for d in out.dropped if d.reason is pairs.DropReason.TRUNCATED_CHOSEN]
+    assert len(truncated) == 1  # cut > bad by the verifier, but cut is unfinished
+    assert [e.completion for e in pairs.sft_examples(ins, [cut, bad])] == []
+    assert [e.completion for e in pairs.sft_examples(ins, [cut, done])] == [frame.completion("one two three")]

@@ -50,7 +50,8 @@ def _recipe(tmp_path, model_dir, **gate) -> str:
                 },
                 "responses": {"k": 4, "max_new_tokens": 6, "chunk": 4},
                 "critique": {"max_items": 2, "critique_max_new_tokens": 8, "max_new_tokens": 8, "shots": 1},
-                "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0},
+                # The tiny random model never stops: every answer runs to max_new_tokens.
+                "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0, "drop_truncated": False},
                 "lora": {"r": 4},
                 "sft": {"epochs": 1, "batch_size": 4, "max_length": 1024, "learning_rate": 1e-3},
                 "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},

@@ -137,7 +137,11 @@ def run(recipe: Recipe, force: bool = False, stages: list[int] | None = None) ->
                 100 * c["base"]["rate"],
                 100 * c["trained"]["rate"],
                 c["mcnemar"]["p_value"],
-                "passed" if outcome["passed"] else "FAILED",
+                "not configured"
+                if not outcome.get("configured", True)
+                else "passed"
+                if outcome["passed"]
+                else "FAILED",
                 summary["stop_reason"],
             )
             gate.enforce(cfg.stage, gate.GateOutcome.model_validate(outcome))

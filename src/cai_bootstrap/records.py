@@ -57,6 +57,7 @@ class Response(Record):
     origin: Literal["sample", "revision"] = "sample"
     parent_id: str | None = Field(None, description="for a revision: the response it revises")
     principle_id: str | None = None
+    truncated: bool = Field(False, description="generation hit max_new_tokens instead of a stop string")
 
 
 class SFTExample(Record):

@@ -170,7 +170,8 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         critiques = read_jsonl(crit_step.folder / "critiques.jsonl", CritiqueRecord)
         with timeout(ctx, "generation"):
             out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques)
-        sft = pairs.sft_examples(ins, cands, out.pairs if ctx.cfg.pairs.sft_from_chosen else ())
+        chosen = out.pairs if ctx.cfg.pairs.sft_from_chosen else ()
+        sft = pairs.sft_examples(ins, cands, chosen, ctx.cfg.pairs.drop_truncated)
         if not out.pairs and not sft:
             reasons = Counter(d.reason.value for d in out.dropped).most_common()
             raise UserError(

@@ -30,3 +30,7 @@ class Engine(Protocol):
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
         """Sum of token log-probabilities of each continuation given its prompt."""
         ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as a continuation (no special tokens)."""
+        ...

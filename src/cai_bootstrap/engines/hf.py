@@ -53,6 +53,9 @@ class HFEngine:
         bos = self.tok.bos_token_id
         return ([bos] if bos is not None else []) + ids
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.tok(text, add_special_tokens=False).input_ids)
+
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)
         pad = self.tok.pad_token_id

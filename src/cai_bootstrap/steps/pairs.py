@@ -36,6 +36,7 @@ class DropReason(StrEnum):
     JUDGE_BUDGET = "judge_budget"
     WEAK_MARGIN = "weak_margin"
     LENGTH_RATIO = "length_ratio"
+    TRUNCATED_CHOSEN = "truncated_chosen"  # the better answer was cut off at the token limit
     PER_INSTRUCTION_CAP = "per_instruction_cap"
 
 
@@ -62,6 +63,11 @@ class PairSettings(BaseModel):
     )
     max_judged_per_instruction: int = Field(
         12, ge=0, description="verifier ties sent to the judge per instruction (compute bound)"
+    )
+    drop_truncated: bool = Field(
+        True,
+        description="an answer cut off at max_new_tokens is never chosen nor an SFT target; "
+        "false only for models that never stop (random-weight timing runs, tiny test models)",
     )
     sft_from_chosen: bool = Field(
         False,
@@ -155,7 +161,13 @@ def _candidates(cfg: PairSettings, instruction: Instruction, answers: list[Respo
         if (d := text_filter(cfg, a, b)) is not None:
             dropped.append(d)
         elif score(a) != score(b):
-            ordered.append(_by_verifier(instruction, a, b))
+            o = _by_verifier(instruction, a, b)
+            if cfg.drop_truncated and o.chosen.truncated:
+                dropped.append(_drop(a, b, DropReason.TRUNCATED_CHOSEN))
+            else:
+                ordered.append(o)
+        elif cfg.drop_truncated and a.truncated and b.truncated:
+            dropped.append(_drop(a, b, DropReason.TRUNCATED_CHOSEN))
         elif len(ties) >= cfg.max_judged_per_instruction:
             dropped.append(_drop(a, b, DropReason.JUDGE_BUDGET))
         else:
@@ -174,6 +186,9 @@ def _judge_ties(cfg: PairSettings, ties: list, judge_fn: JudgeFn | None) -> tupl
             dropped.append(_drop(a, b, DropReason.WEAK_MARGIN, f"margin {pref.margin:+.3f}"))
             continue
         chosen, rejected = (a, b) if pref.margin > 0 else (b, a)
+        if cfg.drop_truncated and chosen.truncated:
+            dropped.append(_drop(a, b, DropReason.TRUNCATED_CHOSEN, f"margin {pref.margin:+.3f}"))
+            continue
         ratio = words(chosen.text) / max(words(rejected.text), 1)
         if cfg.max_length_ratio is not None and ratio > cfg.max_length_ratio:
             dropped.append(_drop(a, b, DropReason.LENGTH_RATIO, f"chosen {ratio:.1f}x longer"))
@@ -263,12 +278,19 @@ def run(
     return PairOutput(pairs=pairs, dropped=dropped, stats=stats)
 
 
-def _passes(response: Response, instruction: Instruction) -> bool:
-    return bool(response.text.strip()) and (response.all_passed or not instruction.constraints)
+def _passes(response: Response, instruction: Instruction, drop_truncated: bool = True) -> bool:
+    """A usable SFT target: non-empty, finished (an answer cut off at the token limit would teach the
+    model to stop mid-sentence, and a cut-off ramble can pass word limits), and passing its checks."""
+    if (drop_truncated and response.truncated) or not response.text.strip():
+        return False
+    return response.all_passed or not instruction.constraints
 
 
 def sft_examples(
-    instructions: list[Instruction], responses: list[Response], chosen: list[PreferencePair] = ()
+    instructions: list[Instruction],
+    responses: list[Response],
+    chosen: list[PreferencePair] = (),
+    drop_truncated: bool = True,
 ) -> list[SFTExample]:
     """One SFT example per instruction from its best passing answer.
 
@@ -283,7 +305,7 @@ def sft_examples(
         first_chosen.setdefault(p.instruction_id, by_id[p.chosen_id])
     out = []
     for instruction, answers in _grouped(instructions, responses):
-        passing = [r for r in answers if _passes(r, instruction)]
+        passing = [r for r in answers if _passes(r, instruction, drop_truncated)]
         if passing:
             revisions = [r for r in passing if r.origin == "revision"]
             best = revisions[-1] if revisions else min(passing, key=lambda r: (r.sample, r.id))
