@@ -126,18 +126,6 @@ def test_repeated_prompts_are_prefilled_once_and_decode_like_generate(tiny):
     assert all(int(sampled[r, t]) in sets[r][t] for r in range(len(ids)) for t in range(30))
 
 
-def test_compiled_step_decodes_like_the_eager_step(tiny):
-    """model.compile_decode: the decode step through torch.compile gives the same greedy tokens
-    (float32 on a CPU; on the GPU benchmarks/levers.py checks it teacher-forced in bf16)."""
-    model, tok = tiny
-    ids, mask = left_pad(tok, PROMPTS)
-    eager = FastDecoder(model).generate_ids(ids, mask, 20, pad_id=tok.pad_token_id, eos_ids=eos_of(model))
-    compiled = FastDecoder(model, compile_step=True)
-    got = compiled.generate_ids(ids, mask, 20, pad_id=tok.pad_token_id, eos_ids=eos_of(model))
-    assert compiled.step_model is not model
-    assert torch.equal(got, eager)
-
-
 def test_decoder_reused_for_smaller_batch(tiny):
     model, tok = tiny
     dec = FastDecoder(model)
@@ -242,3 +230,28 @@ def test_cuda_graph_greedy_equals_generate(tiny):
         assert torch.equal(got, plain(model, ids, mask, new, tok.pad_token_id))
     finally:
         model.to("cpu")
+
+
+def test_liger_kernels_are_refused_on_a_cpu(tiny_model_dir):
+    from cai_bootstrap.engines.hf import HFEngine
+    from cai_bootstrap.errors import UserError
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    with pytest.raises(UserError, match="model.liger_kernels needs a CUDA GPU"):
+        HFEngine(model, AutoTokenizer.from_pretrained(tiny_model_dir), liger_kernels=True)
+
+
+@pytest.mark.gpu
+def test_liger_kernels_in_cuda_graphs_equal_generate(tiny_model_dir):
+    """model.liger_kernels: Liger's Triton kernels captured in our graphs decode exactly as generate
+    on the same patched model (float32). Last in this file: Liger patches Llama for the process."""
+    from cai_bootstrap.engines.hf import HFEngine
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, rope_parameters=ROPE)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    engine = HFEngine(model.to("cuda").eval(), tok, liger_kernels=True)
+    assert type(model.model.norm).__name__.startswith("Liger")
+    ids, mask = left_pad(tok, PROMPTS, "cuda")
+    new = fastdecode.BUCKET + 20
+    got = engine._fast.generate_ids(ids, mask, new, pad_id=tok.pad_token_id, eos_ids=eos_of(model))
+    assert torch.equal(got, plain(model, ids, mask, new, tok.pad_token_id))

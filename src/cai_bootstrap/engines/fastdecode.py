@@ -187,11 +187,12 @@ class FastDecoder:
     and reused while the batch fits (a smaller batch is padded with copies of its first row) and the
     prompt + new tokens fit the cache; otherwise they are rebuilt."""
 
-    def __init__(self, model, compile_step: bool = False):
+    def __init__(self, model):
         self.model = model
-        # Optional: the decode step through torch.compile (inductor fuses the elementwise kernels)
-        # before our capture. Each cache bucket compiles once; off unless measured to pay.
-        self.step_model = torch.compile(model, dynamic=False) if compile_step else model
+        # What a decode step calls. benchmarks/compile_cost.py puts a torch.compile'd model here: it
+        # was as fast as Liger's kernels (model.liger_kernels) but cost ~110 s of compile per process,
+        # and with static shapes it hit dynamo's recompile limit within one stage (BENCHMARKS.md).
+        self.step_model = model
         cfg = model.config
         self.device = next(model.parameters()).device
         self.use_graphs = self.device.type == "cuda"

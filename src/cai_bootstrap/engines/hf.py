@@ -12,23 +12,24 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from ..kernels import apply_layer_kernels
 from ..log import log, progress
 from . import Sampling
 from .fastdecode import FastDecoder, TextStop
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, batch_size: int = 8, compile_decode: bool = False):
+    def __init__(self, model, tokenizer, batch_size: int = 8, liger_kernels: bool = False):
         self.model = model
         self.tok = tokenizer
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
+        if liger_kernels:
+            apply_layer_kernels(model)
         # Our CUDA-graph decode loop (fastdecode.py; measured 2.9-5x plain generate on an H200, see
         # BENCHMARKS.md). On a CPU there is nothing to capture, so transformers' generate runs.
         self._fast = (
-            FastDecoder(model, compile_step=compile_decode)
-            if self.device.type == "cuda" and supports_fast_decode(model)
-            else None
+            FastDecoder(model) if self.device.type == "cuda" and supports_fast_decode(model) else None
         )
         if self.tok.pad_token_id is None:
             # Padding only fills masked positions; any id works, EOS is the usual choice.
@@ -41,12 +42,12 @@ class HFEngine:
         dtype: str = "float32",
         device: str = "cpu",
         batch_size: int = 8,
-        compile_decode: bool = False,
+        liger_kernels: bool = False,
     ) -> HFEngine:
         from ..models import load
 
         model, tok = load(Path(path), dtype=dtype, device=device)
-        return cls(model, tok, batch_size=batch_size, compile_decode=compile_decode)
+        return cls(model, tok, batch_size=batch_size, liger_kernels=liger_kernels)
 
     def input_ids_for(self, text: str) -> list[int]:
         ids = self.tok(text, add_special_tokens=False).input_ids

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..kernels import require_liger
 from ..log import log
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
@@ -152,15 +153,7 @@ def liger_kernels(cfg) -> bool:
     """cfg.liger_kernels, refused where it cannot work (transformers would fail deep inside Trainer)."""
     if not cfg.liger_kernels:
         return False
-    import importlib.util
-
-    if not torch.cuda.is_available():
-        raise UserError("liger_kernels needs a CUDA GPU", "set sft/dpo liger_kernels: false on this machine")
-    if importlib.util.find_spec("liger_kernel") is None:
-        raise UserError(
-            "liger_kernels is on but the liger-kernel package is not installed",
-            "pip install liger-kernel, or set liger_kernels: false",
-        )
+    require_liger("sft/dpo liger_kernels", "cuda" if torch.cuda.is_available() else "cpu")
     return True
 
 
