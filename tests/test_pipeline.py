@@ -141,3 +141,16 @@ def test_failed_gate_exits_3_and_still_reports(tmp_path, tiny_model_dir):
     assert res.exit_code == 3, res.output
     assert "Stage 1 FAILED: achieved" in res.output and "(need " in res.output
     assert (tmp_path / "run" / "report.html").exists()
+
+
+def test_liger_settings_fail_at_the_start_on_a_cpu(tmp_path, tiny_model_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU message")
+    for key in ("model.liger_kernels=true", "stages.0.dpo.liger_kernels=true"):
+        recipe = _recipe(tmp_path, tiny_model_dir)
+        res = CliRunner().invoke(app, ["run", "--recipe", recipe, "--set", key, "--quiet"])
+        assert res.exit_code == 2, res.output
+        assert "liger_kernels needs a CUDA GPU" in res.output
+        assert not (tmp_path / "run" / "stage1").exists()  # nothing was run before the check

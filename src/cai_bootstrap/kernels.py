@@ -26,9 +26,9 @@ LAYER_KERNELS = {
 }
 
 
-def require_liger(setting: str, device_type: str) -> None:
+def require_liger(setting: str, device: str) -> None:
     """Refuse a Liger setting where it cannot work, before a library fails deep inside."""
-    if device_type != "cuda":
+    if device.split(":")[0] != "cuda":
         raise UserError(f"{setting} needs a CUDA GPU", f"set {setting}: false on this machine")
     if importlib.util.find_spec("liger_kernel") is None:
         raise UserError(
@@ -51,3 +51,13 @@ def apply_layer_kernels(model) -> None:
             f"Liger has no kernels for model type {kind!r}", "set model.liger_kernels: false for this model"
         )
     apply_liger_kernel(model, LAYER_KERNELS)
+
+
+def check_recipe(recipe, stages) -> None:
+    """Every Liger setting of the run, checked at its start rather than at the first training step."""
+    if recipe.model.liger_kernels:
+        require_liger("model.liger_kernels", recipe.model.resolved_device())
+    if any(s.sft.liger_kernels or s.dpo.liger_kernels for s in stages):
+        import torch
+
+        require_liger("sft/dpo liger_kernels", "cuda" if torch.cuda.is_available() else "cpu")

@@ -11,7 +11,7 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
-from . import models
+from . import kernels, models
 from .config import Recipe, StageSettings, dump
 from .constitution import load_constitution
 from .engines.holder import Engines
@@ -110,6 +110,7 @@ def run(recipe: Recipe, force: bool = False, stages: list[int] | None = None) ->
         raise UserError(
             f"no stage of the recipe matches {stages}", "check --stages against the recipe's stages"
         )
+    kernels.check_recipe(recipe, chosen)
     constitution = load_constitution(recipe.constitution)
     summaries = []
     with RunLock(run_dir):
