@@ -12,6 +12,7 @@ without capture, which is how the tests compare it token for token with `generat
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -193,6 +194,10 @@ class FastDecoder:
         # was as fast as Liger's kernels (model.liger_kernels) but cost ~110 s of compile per process,
         # and with static shapes it hit dynamo's recompile limit within one stage (BENCHMARKS.md).
         self.step_model = model
+        # transformers renamed the forward's `past_key_values` to `cache` (5.24 warns on the old name,
+        # 5.40 drops it; the GPU image's 5.17 has only the old one).
+        params = inspect.signature(type(model).forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
         cfg = model.config
         self.device = next(model.parameters()).device
         self.use_graphs = self.device.type == "cuda"
@@ -261,7 +266,7 @@ class FastDecoder:
             input_ids=ids,
             position_ids=pos,
             attention_mask=self._masks(allowed, q_slots),
-            past_key_values=self.state.cache,
+            **{self.cache_arg: self.state.cache},
             use_cache=True,
             logits_to_keep=1,
         )
