@@ -6,13 +6,9 @@
 #   bash benchmarks/device_run10.sh
 set -u
 LIMIT=${LIMIT:-560}
-OUT=${OUT:-/tmp/out}
 LEVERS=(--set model.liger_kernels=true --set stages.0.sft.liger_kernels=true
         --set stages.0.dpo.liger_kernels=true --set stages.0.lora.dropout=0)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=src:/tmp/site:tests PYTHONUNBUFFERED=1
-python3 -c "import cai_bootstrap.cli, cai_bootstrap.pipeline, trl, datasets, liger_kernel" || exit 1
-nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.limit --format=csv | tee "$OUT/gpu.csv"
+source benchmarks/device_setup.sh
 (
   export CUDA_VISIBLE_DEVICES=1
   python3 -m pytest tests/test_fastdecode.py -q -m gpu -p no:cacheprovider 2>&1 | tail -3

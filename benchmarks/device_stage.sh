@@ -6,10 +6,7 @@
 # The device allows 600 s per call; each call stops its stage at LIMIT seconds and the next resumes it.
 set -u
 LIMIT=${LIMIT:-570}
-OUT=${OUT:-/tmp/out}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=src:/tmp/site:tests PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.limit --format=csv | tee "$OUT/gpu.csv"
+source benchmarks/device_setup.sh
 if [ "${1:-first}" = levers ]; then
   python3 benchmarks/levers.py --out "$OUT/levers.json" 2>&1 | grep -v "^  warnings\|Warning"
   python3 benchmarks/stage.py --shape 0.5b --model-dir /tmp/m05 --run-dir /tmp/s05 \
