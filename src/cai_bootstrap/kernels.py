@@ -57,7 +57,8 @@ def check_recipe(recipe, stages) -> None:
     """Every Liger setting of the run, checked at its start rather than at the first training step."""
     if recipe.model.liger_kernels:
         require_liger("model.liger_kernels", recipe.model.resolved_device())
-    if any(s.sft.liger_kernels or s.dpo.liger_kernels for s in stages):
-        import torch
+    from .training.runner import liger_kernels  # the check trl_kwargs makes later, made now
 
-        require_liger("sft/dpo liger_kernels", "cuda" if torch.cuda.is_available() else "cpu")
+    for s in stages:
+        liger_kernels(s.sft)
+        liger_kernels(s.dpo)
