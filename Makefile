@@ -23,9 +23,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Picks recipes/gpu-gemma-270m.yaml when CUDA is present, else recipes/quickstart.yaml, and says which.
 demo: venv
-	$(BIN)/cai-bootstrap run --recipe recipes/quickstart.yaml
-	@echo "report: runs/quickstart/report.md and runs/quickstart/report.html"
+	$(BIN)/python -m cai_bootstrap.demo
+	@echo "report: runs/<recipe's run name>/report.md and report.html (runs/quickstart/ on a CPU)"
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -93,6 +93,7 @@ def test_eval_generates_with_a_model(tmp_path, tiny_model_dir):
             "8",
             "--dtype",
             "float32",
+            "--no-nll-canary",
             "--quiet",
         ],
     )

@@ -5,6 +5,7 @@ import torch
 
 from cai_bootstrap.engines import Sampling
 from cai_bootstrap.engines.hf import HFEngine, cut_at_stop
+from tiny import tiny_canary
 
 PROMPTS = [
     "Instruction: Write a note.\nResponse:",
@@ -15,7 +16,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir):
-    return HFEngine.from_path(tiny_model_dir, batch_size=2)
+    return HFEngine.from_path(tiny_model_dir, batch_size=2, canary=tiny_canary())
 
 
 def test_prompt_ids_are_bos_plus_plain_ids(engine):
@@ -38,8 +39,8 @@ def test_same_seed_same_text_and_n_samples(engine):
 
 def test_greedy_batched_equals_batch_size_one(tiny_model_dir):
     s = Sampling(n=1, temperature=0.0, max_new_tokens=10)
-    batched = HFEngine.from_path(tiny_model_dir, batch_size=3).generate(PROMPTS, s)
-    single = HFEngine.from_path(tiny_model_dir, batch_size=1).generate(PROMPTS, s)
+    batched = HFEngine.from_path(tiny_model_dir, batch_size=3, canary=tiny_canary()).generate(PROMPTS, s)
+    single = HFEngine.from_path(tiny_model_dir, batch_size=1, canary=tiny_canary()).generate(PROMPTS, s)
     assert batched == single
 
 

@@ -4,12 +4,12 @@ import gc
 import weakref
 
 from cai_bootstrap.engines.holder import Engines, model_identity
-from tiny import build_tiny_model
+from tiny import build_tiny_model, tiny_canary
 
 
 def test_second_model_frees_the_first(tmp_path, tiny_model_dir):
     other = build_tiny_model(tmp_path / "other", seed=1)
-    engines = Engines("float32", "cpu", 4)
+    engines = Engines("float32", "cpu", 4, canary=tiny_canary())
     first = weakref.ref(engines.get(tiny_model_dir).model)
     assert engines.get(tiny_model_dir).model is first()  # same path: no reload
     engines.get(other)

@@ -14,6 +14,7 @@ from cai_bootstrap.steps.judge import (
     judge_pairs,
     make_judge_fn,
 )
+from tiny import tiny_canary
 
 QUALITY = {"good answer": 2.0, "fair answer": 0.5, "bad answer": -1.0}
 
@@ -136,7 +137,7 @@ def test_reward_model_scores_a_tiny_classifier(tiny_model_dir):
 def test_self_judge_on_the_tiny_model_is_antisymmetric(tiny_model_dir):
     from cai_bootstrap.engines.hf import HFEngine
 
-    engine = HFEngine.from_path(tiny_model_dir)
+    engine = HFEngine.from_path(tiny_model_dir, canary=tiny_canary())
     xy = judge_pair(engine, _instruction(), PRINCIPLE, "The sea is wide.", "apple, pear, plum.")
     yx = judge_pair(engine, _instruction(), PRINCIPLE, "apple, pear, plum.", "The sea is wide.")
     assert math.isfinite(xy.margin)

@@ -4,6 +4,7 @@ import pytest
 
 from cai_bootstrap import models
 from cai_bootstrap.errors import UserError
+from tiny import tiny_canary
 
 
 def test_local_folder_resolves(tiny_model_dir):
@@ -35,7 +36,7 @@ def test_not_a_reference():
 
 
 def test_quantized_flags_are_cleared(tiny_model_dir):
-    model, _ = models.load(tiny_model_dir)
+    model, _ = models.load(tiny_model_dir, canary=tiny_canary())
     model.config.quantization_config = {"quant_method": "gguf"}
     model.hf_quantizer = object()
     models.clear_quantized_flags(model)

@@ -7,6 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cai_bootstrap.cli import app
+from tiny import TINY_CANARY, with_tiny_health
 
 
 def _ifeval_file(tmp_path):
@@ -32,36 +33,49 @@ def _ifeval_file(tmp_path):
 def _recipe(tmp_path, model_dir, **gate) -> str:
     recipe = {
         "run": {"name": "tiny", "run_dir": str(tmp_path / "run"), "seed": 0},
-        "model": {"generator": str(model_dir), "dtype": "float32", "train_dtype": "float32", "batch_size": 8},
+        "model": {
+            "generator": str(model_dir),
+            "dtype": "float32",
+            "train_dtype": "float32",
+            "batch_size": 8,
+            "canary": TINY_CANARY,
+        },
         "stages": [
-            {
-                "stage": 1,
-                "instructions": {
-                    "n_train": 6,
-                    "n_heldout": 5,
-                    "max_constraints": 1,
-                    "constraint_types": ["punctuation:no_comma", "cai:no_digits"],
-                    "self_instruct": {
-                        "n_tasks": 2,
-                        "max_rounds": 1,
-                        "prompts_per_round": 2,
-                        "max_new_tokens": 16,
+            with_tiny_health(
+                {
+                    "stage": 1,
+                    "instructions": {
+                        "n_train": 6,
+                        "n_heldout": 5,
+                        "max_constraints": 1,
+                        "constraint_types": ["punctuation:no_comma", "cai:no_digits"],
+                        "self_instruct": {
+                            "n_tasks": 2,
+                            "max_rounds": 1,
+                            "prompts_per_round": 2,
+                            "max_new_tokens": 16,
+                        },
                     },
-                },
-                "responses": {"k": 4, "max_new_tokens": 6, "chunk": 4},
-                "critique": {"max_items": 2, "critique_max_new_tokens": 8, "max_new_tokens": 8, "shots": 1},
-                # The tiny random model never stops: every answer runs to max_new_tokens.
-                "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0, "drop_truncated": False},
-                "lora": {"r": 4},
-                "sft": {"epochs": 1, "batch_size": 4, "max_length": 1024, "learning_rate": 1e-3},
-                "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},
-                "eval": {
-                    "max_new_tokens": 6,
-                    "ifeval_files": [_ifeval_file(tmp_path)],
-                    "safety": {"n_redteam": 2, "n_benign": 2, "max_new_tokens": 6, "harm_categories": []},
-                },
-                "gate": gate or {"metric": "prompt_strict"},
-            }
+                    "responses": {"k": 4, "max_new_tokens": 6, "chunk": 4},
+                    "critique": {
+                        "max_items": 2,
+                        "critique_max_new_tokens": 8,
+                        "max_new_tokens": 8,
+                        "shots": 1,
+                    },
+                    # The tiny random model never stops: every answer runs to max_new_tokens.
+                    "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0, "drop_truncated": False},
+                    "lora": {"r": 4},
+                    "sft": {"epochs": 1, "batch_size": 4, "max_length": 1024, "learning_rate": 1e-3},
+                    "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},
+                    "eval": {
+                        "max_new_tokens": 6,
+                        "ifeval_files": [_ifeval_file(tmp_path)],
+                        "safety": {"n_redteam": 2, "n_benign": 2, "max_new_tokens": 6, "harm_categories": []},
+                    },
+                    "gate": gate or {"metric": "prompt_strict"},
+                }
+            )
         ],
     }
     path = tmp_path / "recipe.yaml"

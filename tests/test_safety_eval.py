@@ -26,6 +26,7 @@ from cai_bootstrap.steps.safety_eval import (
 from cai_bootstrap.tasks import frame
 from cai_bootstrap.tasks.leakage import NearDupIndex, normalise
 from cai_bootstrap.templates import render
+from tiny import tiny_canary
 
 CONSTITUTION = load_constitution(None)
 REDTEAM = load_eval_prompts(SafetyKind.REDTEAM)
@@ -293,7 +294,7 @@ def test_refusal_marker(text, marker):
 def test_run_on_the_tiny_model(tiny_model_dir):
     from cai_bootstrap.engines.hf import HFEngine
 
-    engine = HFEngine.from_path(tiny_model_dir)
+    engine = HFEngine.from_path(tiny_model_dir, canary=tiny_canary())
     cfg = SafetyEvalSettings(n_redteam=3, n_benign=3, max_new_tokens=4, seed=0)
     result = se.run(cfg, engine, engine, CONSTITUTION, model_tag="tiny", judge_tag="tiny")
     assert [it.kind for it in result.items] == [SafetyKind.REDTEAM] * 3 + [SafetyKind.BENIGN] * 3

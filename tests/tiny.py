@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Random weights score ~ln(vocab) nats per token: tests exempt them from the canary's likelihood check,
+# explicitly (the tokenizer round trip still runs).
+TINY_CANARY = {"max_nll": None}
+
+
+def tiny_canary():
+    from cai_bootstrap.canary import CanarySettings
+
+    return CanarySettings(**TINY_CANARY)
+
+
 CORPUS = [
     "Instruction: Write a short note about the sea. Response: The sea is wide and blue.",
     "Instruction: List three fruits in lowercase. Response: apple, pear, plum.",
@@ -48,3 +59,28 @@ def build_tiny_model(out: Path, seed: int = 0, layers: int = 2, hidden: int = 16
     model.save_pretrained(out)
     fast.save_pretrained(out)
     return out
+
+
+# The health gates (health.py) would stop a random-weight model's run at once: it never stops on its own,
+# repeats itself and cannot critique. Tests that run stages on it loosen them here, explicitly.
+TINY_HEALTH = {
+    "responses": {"max_truncated_fraction": 1.0, "max_same_answer_fraction": 1.0},
+    "pairs": {"min_pairs": 0},
+    "sft": {"min_examples": 0},
+    "critique": {"stop_if_all_rejected": False},
+    "instructions": {"self_instruct": {"min_accepted": 0}},
+}
+
+
+def with_tiny_health(stage: dict) -> dict:
+    """`stage` (a recipe's stage settings) with TINY_HEALTH merged in, keys already set winning."""
+
+    def merge(into: dict, extra: dict) -> dict:
+        for key, value in extra.items():
+            if isinstance(value, dict):
+                merge(into.setdefault(key, {}), value)
+            else:
+                into.setdefault(key, value)
+        return into
+
+    return merge(stage, TINY_HEALTH)

@@ -131,13 +131,18 @@ def eval_(
     max_new_tokens: int = 256,
     dtype: str = "bfloat16",
     batch_size: int = 8,
+    no_nll_canary: Annotated[
+        bool, typer.Option(help="skip the canary's likelihood check (random-weight test models only)")
+    ] = False,
     quiet: bool = False,
 ):
     """Prompt- and instruction-level accuracy, strict and loose, with a per-type table."""
     from .evalcmd import run_ifeval
 
     logging_.setup(quiet)
-    result, path = run_ifeval(ifeval, model, responses, output, max_new_tokens, dtype, batch_size)
+    result, path = run_ifeval(
+        ifeval, model, responses, output, max_new_tokens, dtype, batch_size, check_nll=not no_nll_canary
+    )
     table = Table("measure", "accuracy")
     for k in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
         table.add_row(k, f"{getattr(result, k):.1%}")

@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .canary import CanarySettings
 from .errors import UserError
 from .steps.critique import CritiqueSettings
 from .steps.judge import JudgeSettings
@@ -58,6 +59,9 @@ class ModelSettings(_Strict):
         description="CUDA only: Liger's Triton RMSNorm, RoPE and SwiGLU kernels in every generation and "
         "scoring forward (needs liger-kernel); measured 7B decode 46.7% -> 62.2% of the bandwidth bound",
     )
+    canary: CanarySettings = Field(
+        default_factory=CanarySettings, description="the check every loaded model passes first (canary.py)"
+    )
     judge: str | None = Field(
         None,
         description="a fixed judge model for every stage (avoids a model grading itself into collapse); "
@@ -95,6 +99,12 @@ class ResponseSettings(_Strict):
     max_new_tokens: int = Field(96, ge=1)
     chunk: int = Field(
         16, ge=1, description="instructions per resumable chunk (each chunk is seeded by its index)"
+    )
+    max_truncated_fraction: float = Field(
+        0.9, ge=0, le=1, description="health gate: stop if more answers than this ran out of tokens"
+    )
+    max_same_answer_fraction: float = Field(
+        0.2, ge=0, le=1, description="health gate: stop if one answer text went to more prompts than this"
     )
 
 

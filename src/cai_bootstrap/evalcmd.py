@@ -14,14 +14,20 @@ from .tasks import frame
 from .tasks.ifeval import IFEvalResult, read_responses, read_rows, score
 
 
-def _answer(rows, model: str, max_new_tokens: int, dtype: str, batch_size: int) -> dict[str, str]:
+def _answer(
+    rows, model: str, max_new_tokens: int, dtype: str, batch_size: int, check_nll: bool = True
+) -> dict[str, str]:
     import torch
 
     from . import models
+    from .canary import CanarySettings
     from .engines.hf import HFEngine
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    engine = HFEngine.from_path(models.resolve(model), dtype=dtype, device=device, batch_size=batch_size)
+    canary = CanarySettings() if check_nll else CanarySettings(max_nll=None)
+    engine = HFEngine.from_path(
+        models.resolve(model), dtype=dtype, device=device, batch_size=batch_size, canary=canary
+    )
     sampling = Sampling(n=1, temperature=0.0, max_new_tokens=max_new_tokens, stop=frame.STOP)
     texts = engine.generate([frame.prompt(r.prompt) for r in rows], sampling)
     models.free(engine.model)
@@ -36,6 +42,7 @@ def run_ifeval(
     max_new_tokens: int,
     dtype: str,
     batch_size: int,
+    check_nll: bool = True,
 ) -> tuple[IFEvalResult, Path]:
     rows = read_rows(ifeval)
     if not rows:
@@ -44,7 +51,7 @@ def run_ifeval(
         answers = read_responses(responses)
         tag = responses.stem
     elif model is not None:
-        answers = _answer(rows, model, max_new_tokens, dtype, batch_size)
+        answers = _answer(rows, model, max_new_tokens, dtype, batch_size, check_nll)
         tag = model.replace("/", "_").replace(":", "_")
         resp_path = (output or ifeval).with_name(f"{ifeval.stem}.{tag}.responses.jsonl")
         atomic_write_text(

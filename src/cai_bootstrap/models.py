@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
+from .canary import CanarySettings
+from .canary import check as check_canary
 from .errors import UserError
 from .log import log
 from .store import atomic_write_text, sha256_file
@@ -178,14 +180,23 @@ def torch_dtype(name: str):
     return table[name]
 
 
-def load(path: Path, dtype: str = "float32", device: str = "cpu"):
-    """(model, tokenizer) from a local folder, in eval mode, on `device`."""
+def embedded_name(path: Path) -> str | None:
+    """The embedded model a folder was converted from (cache/<name>/hf with embedded.json), else None."""
+    path = Path(path)
+    return path.parent.name if (path / "embedded.json").exists() and path.parent.name in EMBEDDED else None
+
+
+def load(path: Path, dtype: str = "float32", device: str = "cpu", canary: CanarySettings | None = None):
+    """(model, tokenizer) from a local folder, in eval mode, on `device`, after the model canary
+    (canary.py; default settings unless given) has passed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
     # device_map puts the weights straight on the device (a 7B model never sits in host memory first).
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), device_map=device)
     model.eval()
+    measured = check_canary(model, tok, canary or CanarySettings(), embedded_name(path), str(path))
+    log.info("canary passed for %s %s", path, measured)
     return model, tok
 
 

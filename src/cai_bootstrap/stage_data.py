@@ -8,8 +8,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from . import health
 from .engines.holder import model_identity
-from .errors import UserError
 from .records import EvalItem, Instruction, Response
 from .stage_context import StageContext, sig, timeout
 from .steps import critique, pairs, responses
@@ -170,15 +170,18 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         critiques = read_jsonl(crit_step.folder / "critiques.jsonl", CritiqueRecord)
         with timeout(ctx, "generation"):
             out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques)
-        chosen = out.pairs if ctx.cfg.pairs.sft_from_chosen else ()
-        sft = pairs.sft_examples(ins, cands, chosen, ctx.cfg.pairs.drop_truncated)
-        if not out.pairs and not sft:
-            reasons = Counter(d.reason.value for d in out.dropped).most_common()
-            raise UserError(
-                f"no preference pairs and no passing answers to train on (candidate pairs dropped: "
-                f"{', '.join(f'{r} {n}' for r, n in reasons) or 'none formed'})",
-                "raise responses.k or n_train, or loosen the pair filters",
-            )
+        pcfg = ctx.cfg.pairs
+        chosen = out.pairs if pcfg.sft_from_chosen else ()
+        sft = pairs.sft_examples(ins, cands, chosen, pcfg.drop_truncated, pcfg.sft_per_instruction)
+        health.check_training_data(
+            len(out.pairs),
+            len(sft),
+            pcfg.min_pairs,
+            ctx.cfg.sft.min_examples,
+            ctx.cfg.dpo.enabled,
+            ctx.cfg.sft.enabled,
+            Counter(d.reason.value for d in out.dropped),
+        )
         write_jsonl(st.folder / "dropped.jsonl", out.dropped)
         write_jsonl(st.folder / "sft.jsonl", sft)
         shutil.copy(crit_step.folder / "critiques.jsonl", st.folder / "critiques.jsonl")

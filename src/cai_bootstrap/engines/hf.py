@@ -43,10 +43,12 @@ class HFEngine:
         device: str = "cpu",
         batch_size: int = 8,
         liger_kernels: bool = False,
+        canary=None,
     ) -> HFEngine:
+        """Load a model folder (after the model canary: canary.py) into an engine."""
         from ..models import load
 
-        model, tok = load(Path(path), dtype=dtype, device=device)
+        model, tok = load(Path(path), dtype=dtype, device=device, canary=canary)
         return cls(model, tok, batch_size=batch_size, liger_kernels=liger_kernels)
 
     def input_ids_for(self, text: str) -> list[int]:

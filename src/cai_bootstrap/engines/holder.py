@@ -24,9 +24,9 @@ def model_identity(path: Path) -> str:
 class Engines:
     """Holds at most one loaded model; asking for another frees the first (one model at a time)."""
 
-    def __init__(self, dtype: str, device: str, batch_size: int, liger_kernels: bool = False):
+    def __init__(self, dtype: str, device: str, batch_size: int, liger_kernels: bool = False, canary=None):
         self.dtype, self.device, self.batch_size = dtype, device, batch_size
-        self.liger_kernels = liger_kernels
+        self.liger_kernels, self.canary = liger_kernels, canary
         self.path: Path | None = None
         self.engine: HFEngine | None = None
 
@@ -35,7 +35,12 @@ class Engines:
             self.release()
             log.info("loading %s (%s, %s)", path, self.dtype, self.device)
             self.engine = HFEngine.from_path(
-                path, self.dtype, self.device, self.batch_size, liger_kernels=self.liger_kernels
+                path,
+                self.dtype,
+                self.device,
+                self.batch_size,
+                liger_kernels=self.liger_kernels,
+                canary=self.canary,
             )
             self.path = path
         return self.engine

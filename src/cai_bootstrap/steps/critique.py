@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import health
 from ..constitution import Constitution, Principle
 from ..engines import Engine, Sampling
 from ..log import log
@@ -202,6 +203,9 @@ class CritiqueSettings(BaseModel):
     min_revision_chars: int = Field(20, ge=1, description="shorter revisions are rejected (or < original)")
     min_length_ratio: float = Field(0.2, ge=0.0, le=1.0, description="reject revisions < this x original")
     seed: int = Field(0, description="seed of item selection, principle sampling and decoding")
+    stop_if_all_rejected: bool = Field(
+        True, description="health gate: stop when every critique or revision was rejected"
+    )
 
 
 class CritiqueRecord(Record):
@@ -396,6 +400,8 @@ def run(
         out.critiques.extend(records)
         out.revisions.extend(it.current for it in items)
     _log_summary(out)
+    rejected = sum(c.status is RevisionStatus.REJECTED for c in out.critiques)
+    health.check_critiques(len(out.critiques), rejected, cfg.stop_if_all_rejected)
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from .. import health
 from ..engines import Engine, Sampling
 from ..log import log
 from ..records import BaseTask, Instruction
@@ -66,6 +67,8 @@ def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]
     held_tasks = [t.text for t in load_base_tasks("heldout")] + [h.task for h in held]
     si_cfg = cfg.self_instruct.model_copy(update={"seed": cfg.self_instruct.seed + 1000 * (round_ - 1)})
     si = selfinstruct.run(si_cfg, seeds, engine, topics, kinds, exclude=held_tasks)
+    if si_cfg.n_tasks > 0:
+        health.check_self_instruct(si_cfg.enabled, len(si.tasks), si_cfg.min_accepted)
     tasks = seeds + si.tasks
     rng = random.Random(f"train-{seed}-1-{round_}")
     train = compose(

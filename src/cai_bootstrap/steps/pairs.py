@@ -73,6 +73,15 @@ class PairSettings(BaseModel):
         False,
         description="SFT also on the chosen answer of instructions with no passing answer (judge-ordered)",
     )
+    sft_per_instruction: int = Field(
+        1,
+        ge=1,
+        description="SFT examples per instruction: up to this many distinct verified answers "
+        "(rejection-sampling fine-tuning)",
+    )
+    min_pairs: int = Field(
+        8, ge=0, description="health gate: stop if DPO is enabled and fewer pairs survive the filters"
+    )
 
 
 class DroppedPair(Record):
@@ -291,13 +300,16 @@ def sft_examples(
     responses: list[Response],
     chosen: list[PreferencePair] = (),
     drop_truncated: bool = True,
+    per_instruction: int = 1,
 ) -> list[SFTExample]:
-    """One SFT example per instruction from its best passing answer.
+    """Up to `per_instruction` SFT examples per instruction from its distinct passing answers.
 
-    Best: the latest accepted revision (it was critiqued and kept every constraint it met), else
-    the first sample that passes. An instruction without a passing answer gives no example, unless
-    `chosen` holds a pair for it: then its first pair's chosen answer is used (the
-    `sft_from_chosen` setting; such an answer is only better than its rejected one, not verified).
+    First: the latest accepted revision (it was critiqued and kept every constraint it met), else
+    the first sample that passes; then other passing samples with different text, in sample order
+    (rejection-sampling fine-tuning: several verified answers per prompt, Yuan et al. 2023). An
+    instruction without a passing answer gives no example, unless `chosen` holds a pair for it: then its
+    first pair's chosen answer is used (the `sft_from_chosen` setting; such an answer is only better
+    than its rejected one, not verified).
     """
     by_id = {r.id: r for r in responses}
     first_chosen: dict[str, Response] = {}
@@ -308,17 +320,30 @@ def sft_examples(
         passing = [r for r in answers if _passes(r, instruction, drop_truncated)]
         if passing:
             revisions = [r for r in passing if r.origin == "revision"]
-            best = revisions[-1] if revisions else min(passing, key=lambda r: (r.sample, r.id))
+            ordered = sorted(passing, key=lambda r: (r.sample, r.id))
+            picked = _distinct(revisions[-1:] + ordered, per_instruction)
         elif instruction.id in first_chosen:
-            best = first_chosen[instruction.id]
+            picked = [first_chosen[instruction.id]]
         else:
             continue
-        out.append(
-            SFTExample(
-                id=f"sft-{instruction.id}",
-                prompt=frame.prompt(instruction.prompt),
-                completion=frame.completion(best.text),
-                instruction_id=instruction.id,
+        for j, best in enumerate(picked):
+            out.append(
+                SFTExample(
+                    id=f"sft-{instruction.id}" + (f"-{j}" if j else ""),
+                    prompt=frame.prompt(instruction.prompt),
+                    completion=frame.completion(best.text),
+                    instruction_id=instruction.id,
+                )
             )
-        )
+    return out
+
+
+def _distinct(answers: list[Response], n: int) -> list[Response]:
+    """The first n answers whose texts differ (up to whitespace)."""
+    seen, out = set(), []
+    for r in answers:
+        key = " ".join(r.text.split())
+        if key not in seen and len(out) < n:
+            seen.add(key)
+            out.append(r)
     return out

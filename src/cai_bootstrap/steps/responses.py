@@ -3,6 +3,7 @@ checked by the constraint library (strict), so later steps can pair passing agai
 
 from __future__ import annotations
 
+from .. import health
 from ..engines import Engine, Sampling
 from ..records import Instruction, Response
 from ..store import Step, run_chunked
@@ -50,7 +51,9 @@ def run(cfg, instructions: list[Instruction], engine: Engine, step: Step, seed: 
         return out
 
     ids = lambda ins: [response_id(ins.id, j) for j in range(cfg.k)]  # noqa: E731
-    return run_chunked(step, instructions, cfg.chunk, Response, work, ids)
+    out = run_chunked(step, instructions, cfg.chunk, Response, work, ids)
+    health.check_answers(out, cfg.max_truncated_fraction, cfg.max_same_answer_fraction, "responses")
+    return out
 
 
 def pass_rates(instructions: list[Instruction], responses: list[Response]) -> dict:

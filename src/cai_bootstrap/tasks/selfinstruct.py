@@ -43,6 +43,9 @@ class SelfInstructSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = Field(True, description="propose new training base tasks with the model itself")
     n_tasks: int = Field(64, ge=0, description="target number of accepted tasks; stops when reached")
+    min_accepted: int = Field(
+        1, ge=0, description="health gate: stop if self-instruct is enabled and accepts fewer tasks"
+    )
     max_rounds: int = Field(8, ge=1, description="at most this many generate-filter rounds")
     prompts_per_round: int = Field(16, ge=1, description="list prompts per round (topic/kind hints cycle)")
     samples_per_prompt: int = Field(2, ge=1, description="continuations sampled per prompt")

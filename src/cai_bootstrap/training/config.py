@@ -75,6 +75,10 @@ class _Common(BaseModel):
 class SFTSettings(_Common):
     """Supervised fine-tuning on prompt/completion records, loss on completion tokens only."""
 
+    min_examples: int = Field(
+        8, ge=0, description="health gate: stop if SFT is enabled and fewer examples were verified"
+    )
+
     learning_rate: float = Field(2e-4, gt=0, description="peak AdamW learning rate for the adapter")
     packing: bool = Field(
         False, description="pack several examples per row (TRL BFD packing; needs flash-attention on GPU)"
