@@ -163,9 +163,11 @@ def pairs_stats(
 def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")]):
     """Regenerate report.md and report.html from the run directory."""
     from .preflight import require_run_folder
-    from .report.collect import write_report
 
-    md, html = write_report(require_run_folder(run_dir, "cai-bootstrap report"))
+    folder = require_run_folder(run_dir, "cai-bootstrap report")
+    from .report.collect import write_report  # matplotlib: only once the folder is known good
+
+    md, html = write_report(folder)
     out.print(f"report: {md}  (and {html})")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .log import log
-from .preflight import check_ifeval_file, read_text_file
+from .preflight import check_ifeval_file, check_responses_file
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_FOLDER = Path("eval-results")
@@ -72,7 +72,7 @@ def check_eval_args(
             raise UserError(f"{name} {value} must be at least 1", f"give e.g. {name} 8")
     check_ifeval_file(ifeval, "--ifeval")
     if responses is not None:
-        read_text_file(responses, "--responses", "a {prompt, response} JSONL file")
+        check_responses_file(responses, "--responses")
     else:
         from .models import check_reference
 

@@ -136,10 +136,24 @@ def check_ifeval_file(path: Path, what: str) -> int:
     return rows
 
 
-def _row_error(err: ValidationError, where: str) -> UserError:
+def check_responses_file(path: Path, what: str) -> None:
+    """A {prompt, response} JSONL file, every row readable (scoring reports unanswered prompts)."""
+    from .tasks.ifeval import ResponseRow
+
+    text = read_text_file(path, what, "a {prompt, response} JSONL file")
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                ResponseRow.model_validate_json(line)
+            except ValidationError as e:
+                raise _row_error(e, f"{what} {path}:{n}", "prompt, response") from e
+
+
+def _row_error(
+    err: ValidationError, where: str, fields: str = "key, prompt, instruction_id_list, kwargs"
+) -> UserError:
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"])
-    fields = "key, prompt, instruction_id_list, kwargs"
     if first["type"] == "missing":
         return UserError(f"{where}: field '{field}' is missing", f"each row needs {fields}")
     if first["type"].startswith("json"):
