@@ -38,6 +38,17 @@ IFEVAL_ROW = {
 
 ROWS: list[tuple[str, str, str]] = [
     # (id, command line, text the one-line message must contain)
+    # -- the command line itself (click's usage errors, made one line)
+    ("unknown-command", "bogus", "No such command 'bogus'"),
+    ("unknown-option", "run --bogus", "No such option: --bogus"),
+    ("option-not-an-int", "run --from-stage x", "Invalid value for '--from-stage'"),
+    ("eval-missing-ifeval", "eval --responses {answers}", "Missing option '--ifeval'"),
+    ("status-missing-argument", "status", "Missing argument"),
+    (
+        "eval-batch-size-text",
+        "eval --ifeval {ife_ok} --model embedded:gemma-3-270m --batch-size y",
+        "'--batch-size'",
+    ),
     # -- the recipe file
     ("recipe-missing", "run --recipe {missing}", "does not exist"),
     ("recipe-is-folder", "run --recipe {folder}", "is a folder, not a file"),
@@ -304,6 +315,7 @@ ROWS: list[tuple[str, str, str]] = [
 
 # One row per kind of input, run as a real process too (see the module docstring).
 SUBPROCESS_ROWS = [
+    "unknown-option",
     "recipe-is-folder",
     "recipe-not-utf8",
     "set-unknown-nested",

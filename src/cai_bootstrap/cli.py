@@ -12,12 +12,38 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import log as logging_
 from .errors import CaiError
 
+# Recent typer vendors its own copy of click, so `click.ClickException` may not be the class raised;
+# the public typer.BadParameter derives from the one in use, whichever copy that is.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Click reports a usage error (unknown option, missing or mistyped value) as a boxed, multi-line
+    usage text; ours is one line with the cause and where to look, like every other user error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _ClickException as e:
+            where = e.ctx.command_path if getattr(e, "ctx", None) else "cai-bootstrap"
+            line = f"error: {e.format_message()} -> see {where} --help"
+            logging_.console.print(" ".join(line.split()), markup=False, highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=False, help="A base model bootstraps its own alignment."
+    cls=_OneLineUsageErrors,
+    add_completion=False,
+    no_args_is_help=False,
+    help="A base model bootstraps its own alignment.",
 )
 out = Console()
 
