@@ -87,15 +87,27 @@ ROWS: list[tuple[str, str, str]] = [
         "run --set run.timeouts.bogus=1",
         "valid keys there: generation, training, evaluation",
     ),
-    ("run-dir-is-file", "run --set run.run_dir={afile}", "is a file"),
-    ("run-dir-under-file", "run --set run.run_dir={afile}/sub", "which is a file"),
+    ("run-dir-is-file", "run --set model.generator={fake_model} --set run.run_dir={afile}", "is a file"),
+    (
+        "run-dir-under-file",
+        "run --set model.generator={fake_model} --set run.run_dir={afile}/sub",
+        "which is a file",
+    ),
     (
         "run-dir-unwritable",
-        "run --set run.run_dir=/proc/cai-bootstrap-test/run",
+        "run --set model.generator={fake_model} --set run.run_dir=/proc/cai-bootstrap-test/run",
         "cannot write the run folder",
     ),
-    ("run-dir-foreign-folder", "run --set run.run_dir={not_a_run}", "is not a run folder"),
-    ("run-dir-locked", "run --set run.run_dir={locked_run}", "--set run.name=NAME"),
+    (
+        "run-dir-foreign-folder",
+        "run --set model.generator={fake_model} --set run.run_dir={not_a_run}",
+        "is not a run folder",
+    ),
+    (
+        "run-dir-locked",
+        "run --set model.generator={fake_model} --set run.run_dir={locked_run}",
+        "--set run.name=NAME",
+    ),
     # -- model references
     (
         "model-unknown-embedded",
@@ -194,7 +206,11 @@ ROWS: list[tuple[str, str, str]] = [
     ("stages-not-in-recipe", "run --stages 2", "the recipe has no stage 2 (its stages: 1)"),
     ("stages-open-range", "run --stages 1-", "is not like 1-6"),
     ("from-stage-not-in-recipe", "run --from-stage 3", "the recipe has no stage 3 (its stages: 1)"),
-    ("from-stage-no-previous", "run --recipe {two_stages} --from-stage 2", "needs stage 1's result"),
+    (
+        "from-stage-no-previous",
+        "run --recipe {two_stages} --set model.generator={fake_model} --from-stage 2",
+        "needs stage 1's result",
+    ),
     (
         "from-stage-and-stages-disjoint",
         "run --recipe {two_stages} --stages 1 --from-stage 2",
@@ -347,12 +363,22 @@ def _yaml(path: Path, data) -> str:
     return str(path)
 
 
+def _fake_model(path: Path) -> str:
+    """A folder that passes the model-reference check (config.json present); no weights are read
+    before the checks these rows fail, so the table does not depend on the embedded packages."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text("{}")
+    return str(path)
+
+
 def _run_folder(path: Path) -> str:
     """A folder shaped like a finished run: config.resolved.yaml, constitution copy, one step."""
     from cai_bootstrap.config import Recipe, dump
 
     path.mkdir(parents=True)
-    (path / "config.resolved.yaml").write_text(dump(Recipe.model_validate({"run": {"run_dir": str(path)}})))
+    model = _fake_model(path.parent / "fake_model")
+    recipe = Recipe.model_validate({"run": {"run_dir": str(path)}, "model": {"generator": model}})
+    (path / "config.resolved.yaml").write_text(dump(recipe))
     (path / "constitution.yaml").write_text("name: x\n")
     step = path / "stage1" / "heldout"
     step.mkdir(parents=True)
@@ -376,6 +402,7 @@ def world(tmp_path_factory):
     paths = {
         "missing": str(d / "missing" / "nothing.yaml"),
         "folder": str(d / "folder"),
+        "fake_model": _fake_model(d / "fake_model"),
         "empty": str(d / "empty"),
         "not_a_run": str(d / "not_a_run"),
         "afile": str(d / "afile.txt"),

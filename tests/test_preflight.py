@@ -1,5 +1,6 @@
 """What `run` checks before it writes: paths taken from the right directory, nothing left behind."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,17 @@ def test_bad_stage_selection_names_the_recipes_stages():
     assert [s.stage for s in recipe.stages] == [1, 3]
     with pytest.raises(UserError, match=r"no stage 2 \(its stages: 1, 3\)"):
         _plan(overrides=["stages.1.stage=3"], stages_text="1-2")
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes into read-only folders; the table's /proc row covers it"
+)
+def test_unwritable_parent_is_refused(tmp_path):
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match="cannot write the run folder"):
+            check_run_folder(locked / "run")
+    finally:
+        locked.chmod(0o755)
