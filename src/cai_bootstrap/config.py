@@ -330,7 +330,17 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe
     try:
         return Recipe.model_validate(tree)
     except ValidationError as e:
-        raise _explain(e, source) from e
+        raise _explain(e, _source_of(e, source, overrides or [])) from e
+
+
+def _source_of(err: ValidationError, recipe: str, overrides: list[str]) -> str:
+    """The --set that wrote the failing key (the last one wins, as in apply_overrides), else the recipe."""
+    failing = ".".join(str(p) for p in err.errors()[0]["loc"])
+    for item in reversed(overrides):
+        key = item.split("=", 1)[0].strip()
+        if failing == key or failing.startswith(key + ".") or key.startswith(failing + "."):
+            return f"--set {item}"
+    return recipe
 
 
 def _read_recipe(path: Path) -> dict:
