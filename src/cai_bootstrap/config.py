@@ -190,7 +190,8 @@ class Recipe(_Strict):
         base = Path(base).resolve()
 
         def absolute(p: Path) -> Path:
-            return p if p.expanduser().is_absolute() else base / p
+            p = p.expanduser()
+            return p if p.is_absolute() else base / p
 
         data.run.run_dir = Path(run_dir).resolve() if run_dir is not None else absolute(self.run_dir())
         if data.constitution is not None:
