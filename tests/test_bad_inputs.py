@@ -184,6 +184,16 @@ ROWS: list[tuple[str, str, str]] = [
         "unknown instruction id 'nope:nope'",
     ),
     ("ifeval-files-empty", "run --set stages.0.eval.ifeval_files=[{ife_empty}]", "has no prompts"),
+    (
+        "ifeval-files-same-name",
+        "run --set stages.0.eval.ifeval_files=[{ife_ok},{ife_ok_twin}]",
+        "two files are named ok.*",
+    ),
+    (
+        "ifeval-files-duplicate-key",
+        "run --set stages.0.eval.ifeval_files=[{ife_dup_key}]",
+        "key 1 was already used on line 1",
+    ),
     ("gate-metric", "run --set stages.0.gate.metric=accuracy", "'prompt_strict', 'prompt_loose'"),
     ("gate-min-success", "run --set stages.0.gate.min_success=1.5", "min_success"),
     ("gate-alpha", "run --set stages.0.gate.alpha=0", "alpha"),
@@ -359,6 +369,11 @@ def _jsonl(path: Path, rows: list) -> str:
     return str(path)
 
 
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 def _yaml(path: Path, data) -> str:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return str(path)
@@ -420,6 +435,8 @@ def world(tmp_path_factory):
         "con_empty": _yaml(d / "con_empty.yaml", {"name": "x", "principles": []}),
         "con_dup": str(d / "con_dup.yaml"),
         "ife_ok": _jsonl(d / "ok.jsonl", [IFEVAL_ROW]),
+        "ife_ok_twin": _jsonl(_mkdir(d / "twin") / "ok.jsonl", [IFEVAL_ROW]),
+        "ife_dup_key": _jsonl(d / "dupkey.jsonl", [IFEVAL_ROW, {**IFEVAL_ROW, "prompt": "Another prompt."}]),
         "ife_no_kwargs": _jsonl(d / "nokw.jsonl", [{k: v for k, v in IFEVAL_ROW.items() if k != "kwargs"}]),
         "ife_unknown_id": _jsonl(d / "unk.jsonl", [{**IFEVAL_ROW, "instruction_id_list": ["nope:nope"]}]),
         "ife_mismatch": _jsonl(d / "mis.jsonl", [{**IFEVAL_ROW, "kwargs": [{}, {}]}]),

@@ -112,6 +112,7 @@ def check_ifeval_file(path: Path, what: str) -> int:
 
     text = read_text_file(path, what, "an IFEval-format JSONL file")
     rows = 0
+    keys: dict[str, int] = {}  # key -> line: rows become records with id ifeval-<key>, so keys must differ
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -120,6 +121,12 @@ def check_ifeval_file(path: Path, what: str) -> int:
             row = IFEvalRow.model_validate_json(line)
         except ValidationError as e:
             raise _row_error(e, where) from e
+        if str(row.key) in keys:
+            raise UserError(
+                f"{where}: key {row.key!r} was already used on line {keys[str(row.key)]}",
+                "give every row its own key",
+            )
+        keys[str(row.key)] = n
         if len(row.instruction_id_list) != len(row.kwargs):
             raise UserError(
                 f"{where}: {len(row.instruction_id_list)} instruction ids but {len(row.kwargs)} kwargs",
@@ -185,7 +192,12 @@ def check_recipe_files(recipe: Recipe):
         text = read_text_file(recipe.constitution, "constitution", "a constitution YAML file")
         constitution = parse_constitution(text, str(recipe.constitution))
     for i, st in enumerate(recipe.stages):
+        stems = [p.stem for p in st.eval.ifeval_files]
         for path in st.eval.ifeval_files:
+            if stems.count(path.stem) > 1:  # each file's steps are named after its stem (ifeval_<stem>)
+                raise UserError(
+                    f"stages.{i}.eval.ifeval_files: two files are named {path.stem}.*", "rename one of them"
+                )
             check_ifeval_file(path, f"stages.{i}.eval.ifeval_files:")
     return constitution
 
