@@ -83,3 +83,12 @@ def test_unwritable_parent_is_refused(tmp_path):
             check_run_folder(locked / "run")
     finally:
         locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in QUICK.parent.glob("*.yaml")))
+def test_every_packaged_recipe_passes_the_file_and_name_checks(name):
+    from cai_bootstrap.preflight import check_names, check_recipe_files, select_stages
+
+    recipe = load_recipe(QUICK.parent / name)
+    check_names(recipe, check_recipe_files(recipe))
+    assert select_stages(recipe, None, None) is None
