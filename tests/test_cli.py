@@ -79,26 +79,36 @@ def test_eval_scores_a_responses_file(tmp_path):
     assert result["prompt_strict"] == 0.5 and result["instruction_strict"] == 0.5
 
 
-def test_eval_generates_with_a_model(tmp_path, tiny_model_dir):
+def test_eval_generates_with_a_model(tmp_path, tiny_model_dir, monkeypatch):
+    """With --model and no --out, results and answers go to ./eval-results/, and the output names both."""
     _ifeval_rows(tmp_path / "in.jsonl")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    args = ["eval", "--ifeval", str(tmp_path / "in.jsonl"), "--model", str(tiny_model_dir)]
     res = runner.invoke(
-        app,
-        [
-            "eval",
-            "--ifeval",
-            str(tmp_path / "in.jsonl"),
-            "--model",
-            str(tiny_model_dir),
-            "--max-new-tokens",
-            "8",
-            "--dtype",
-            "float32",
-            "--no-nll-canary",
-            "--quiet",
-        ],
+        app, [*args, "--max-new-tokens", "8", "--dtype", "float32", "--no-nll-canary", "--quiet"]
     )
     assert res.exit_code == 0, res.output
-    assert list(tmp_path.glob("in.*.results.json")) and list(tmp_path.glob("in.*.responses.jsonl"))
+    results = work / "eval-results" / f"in.{tiny_model_dir.name}.results.json"
+    answers = work / "eval-results" / f"in.{tiny_model_dir.name}.responses.jsonl"
+    assert results.is_file() and answers.is_file()
+    assert f"results: {results.relative_to(work)}" in res.output
+    assert f"answers: {answers.relative_to(work)}" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "work"]  # nothing beside the input
+
+
+def test_eval_writes_answers_beside_out(tmp_path, tiny_model_dir):
+    _ifeval_rows(tmp_path / "in.jsonl")
+    out = tmp_path / "res" / "run1.json"
+    args = ["eval", "--ifeval", str(tmp_path / "in.jsonl"), "--model", str(tiny_model_dir), "--out", str(out)]
+    res = runner.invoke(
+        app, [*args, "--max-new-tokens", "8", "--dtype", "float32", "--no-nll-canary", "--quiet"]
+    )
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (tmp_path / "res" / "run1.responses.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and set(rows[0]) == {"prompt", "response"}
+    assert json.loads(out.read_text())["n_prompts"] == 2
 
 
 def test_status_and_report_on_a_missing_run_dir(tmp_path):

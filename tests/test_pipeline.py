@@ -168,3 +168,34 @@ def test_liger_settings_fail_at_the_start_on_a_cpu(tmp_path, tiny_model_dir):
         assert res.exit_code == 2, res.output
         assert "liger_kernels needs a CUDA GPU" in res.output
         assert not (tmp_path / "run" / "stage1").exists()  # nothing was run before the check
+
+
+def test_resume_and_status_answer_the_same_from_any_directory(finished_run, tmp_path, monkeypatch):
+    """`run --resume DIR` continues exactly DIR (every step skipped, nothing written where the command
+    runs) and `status DIR` reads the same, from three directories, even when the saved config names
+    the run folder relative to where the run was started (as runs saved before this check did)."""
+    from pathlib import Path
+
+    from cai_bootstrap.config import dump, load_recipe
+
+    tmp, recipe = finished_run
+    run = tmp / "run"
+    saved = load_recipe(Path(recipe))
+    saved.run.run_dir = Path("run")  # relative to tmp, where such a run would have been started
+    (run / "config.resolved.yaml").write_text(dump(saved))
+    before = _manifests(run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    answers = []
+    for cwd in (elsewhere, Path("/"), run / "stage1"):
+        monkeypatch.chdir(cwd)
+        listing = sorted(p.name for p in cwd.iterdir())
+        res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+        assert res.exit_code == 0, res.output
+        assert _manifests(run) == before
+        assert sorted(p.name for p in cwd.iterdir()) == listing  # no ./runs/... started here
+        status = CliRunner().invoke(app, ["status", str(run)])
+        assert status.exit_code == 0 and "stale" not in status.output, status.output
+        answers.append(status.output)
+    assert answers[0] == answers[1] == answers[2]
+    assert load_recipe(run / "config.resolved.yaml").run.run_dir == run.resolve()

@@ -12,12 +12,38 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import log as logging_
 from .errors import CaiError
 
+# Recent typer vendors its own copy of click, so `click.ClickException` may not be the class raised;
+# the public typer.BadParameter derives from the one in use, whichever copy that is.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Click reports a usage error (unknown option, missing or mistyped value) as a boxed, multi-line
+    usage text; ours is one line with the cause and where to look, like every other user error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _ClickException as e:
+            where = e.ctx.command_path if getattr(e, "ctx", None) else "cai-bootstrap"
+            line = f"error: {e.format_message()} -> see {where} --help"
+            logging_.console.print(" ".join(line.split()), markup=False, highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=False, help="A base model bootstraps its own alignment."
+    cls=_OneLineUsageErrors,
+    add_completion=False,
+    no_args_is_help=False,
+    help="A base model bootstraps its own alignment.",
 )
 out = Console()
 
@@ -38,20 +64,6 @@ def _errors(fn):
     return wrapper
 
 
-def _stage_list(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    from .errors import UserError
-
-    try:
-        if "-" in text:
-            a, b = text.split("-", 1)
-            return list(range(int(a), int(b) + 1))
-        return [int(x) for x in text.split(",")]
-    except ValueError as e:
-        raise UserError(f"--stages '{text}' is not like 1-6 or 1,2", "write e.g. --stages 1-6") from e
-
-
 @app.command()
 @_errors
 def run(
@@ -64,39 +76,26 @@ def run(
     stages: Annotated[str | None, typer.Option(help="which stages, e.g. 1-6 or 1,2")] = None,
     from_stage: Annotated[int | None, typer.Option(help="start at stage N with stage N-1's model")] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="continue RUN_DIR with its saved config.resolved.yaml")
+        Path | None, typer.Option(help="continue RUN_DIR (exactly that folder) with its saved config")
     ] = None,
     force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
 ):
     """Run the recipe's stages: data, pairs, SFT, DPO, held-out evaluation, gate, report."""
-    from .config import load_recipe
-    from .errors import UserError
-    from .pipeline import run as run_pipeline
+    from .preflight import plan_run
 
     logging_.setup(quiet)
-    if resume is not None:
-        if recipe is not None:
-            raise UserError(
-                "--resume uses the run's saved config; --recipe cannot be given too", "drop one of them"
-            )
-        recipe = resume / "config.resolved.yaml"
-        if not recipe.exists():
-            raise UserError(
-                f"{resume} has no config.resolved.yaml", "pass a folder that cai-bootstrap run wrote"
-            )
-    cfg = load_recipe(recipe or QUICKSTART, set_ or [])
-    chosen = _stage_list(stages)
-    if from_stage is not None:
-        chosen = [
-            s.stage for s in cfg.stages if s.stage >= from_stage and (chosen is None or s.stage in chosen)
-        ]
+    # Everything is checked before torch is imported or the run folder is touched: a refused run
+    # leaves an existing run as it was, and a bad recipe is reported at once.
+    plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART)
+    from .pipeline import run as run_pipeline
+
     try:
-        run_pipeline(cfg, force=force, stages=chosen)
+        run_pipeline(plan.recipe, force=force, stages=plan.stages)
     finally:
-        report = cfg.run_dir() / "report.md"
+        report = plan.recipe.run_dir() / "report.md"
         if report.exists():
-            out.print(f"report: {report}  (and {report.with_suffix('.html')})")
+            out.print(f"report: {report}  (and {report.with_suffix('.html')})", soft_wrap=True)
 
 
 @app.command()
@@ -127,7 +126,12 @@ def eval_(
     responses: Annotated[
         Path | None, typer.Option(help="score this {prompt, response} JSONL instead")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--out", help="where to write results JSON")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="results JSON; with --model the answers go beside it (default: eval-results/)"
+        ),
+    ] = None,
     max_new_tokens: int = 256,
     dtype: str = "bfloat16",
     batch_size: int = 8,
@@ -137,12 +141,11 @@ def eval_(
     quiet: bool = False,
 ):
     """Prompt- and instruction-level accuracy, strict and loose, with a per-type table."""
-    from .evalcmd import run_ifeval
+    from .evalcmd import check_eval_args, run_ifeval
 
     logging_.setup(quiet)
-    result, path = run_ifeval(
-        ifeval, model, responses, output, max_new_tokens, dtype, batch_size, check_nll=not no_nll_canary
-    )
+    plan = check_eval_args(ifeval, model, responses, output, max_new_tokens, dtype, batch_size)
+    result = run_ifeval(plan, max_new_tokens, dtype, batch_size, check_nll=not no_nll_canary)
     table = Table("measure", "accuracy")
     for k in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
         table.add_row(k, f"{getattr(result, k):.1%}")
@@ -153,7 +156,9 @@ def eval_(
             tid, str(s.n), f"{s.strict / s.n:.0%}" if s.n else "-", f"{s.loose / s.n:.0%}" if s.n else "-"
         )
     out.print(per)
-    out.print(f"results: {path}")
+    if plan.answers_out is not None:
+        out.print(f"answers: {plan.answers_out}", soft_wrap=True, markup=False, highlight=False)
+    out.print(f"results: {plan.results_out}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("pairs-stats")
@@ -162,8 +167,20 @@ def pairs_stats(
     folder: Annotated[Path, typer.Argument(help="a pairs step folder, e.g. runs/x/stage1/round1/pairs")],
 ):
     """Counts through each filter, identical and revised-chosen rates, margins, principle usage."""
-    from .steps.pair_stats import format_stats, pairs_stats_from_dir
+    from .errors import UserError
+    from .steps.pair_stats import PAIRS_FILE, format_stats, pairs_stats_from_dir
 
+    if not folder.is_dir() or not (folder / PAIRS_FILE).is_file():
+        what = (
+            "does not exist"
+            if not folder.exists()
+            else "is a file"
+            if not folder.is_dir()
+            else "has no " + PAIRS_FILE
+        )
+        raise UserError(
+            f"{folder} {what}: not a pairs step folder", "pass e.g. runs/quickstart/stage1/round1/pairs"
+        )
     stats = pairs_stats_from_dir(folder)
     out.print(format_stats(stats))
     for w in stats.warnings:
@@ -174,9 +191,12 @@ def pairs_stats(
 @_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")]):
     """Regenerate report.md and report.html from the run directory."""
-    from .report.collect import write_report
+    from .preflight import require_run_folder
 
-    md, html = write_report(run_dir)
+    folder = require_run_folder(run_dir, "cai-bootstrap report")
+    from .report.collect import write_report  # matplotlib: only once the folder is known good
+
+    md, html = write_report(folder)
     out.print(f"report: {md}  (and {html})")
 
 
@@ -184,10 +204,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
 @_errors
 def status(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")]):
     """Each stage and step with its state, counts and time."""
+    from .preflight import require_run_folder
     from .statuscmd import step_rows
 
     table = Table("step", "state", "counts", "seconds")
-    for row in step_rows(run_dir):
+    for row in step_rows(require_run_folder(run_dir, "cai-bootstrap status")):
         table.add_row(row["step"], row["state"], json.dumps(row["counts"]), str(row["seconds"]))
     out.print(table)
 

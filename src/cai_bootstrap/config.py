@@ -7,10 +7,10 @@ module composes them into one `Recipe`. Unknown keys are errors that name the ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .canary import CanarySettings
 from .errors import UserError
@@ -36,9 +36,15 @@ class TimeoutSettings(_Strict):
 
 class RunSettings(_Strict):
     name: str = Field(
-        "quickstart", description="run name; the run folder is runs/<name> unless run_dir is set"
+        "quickstart",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="run name (letters, digits, . _ -); the run folder is runs/<name> unless run_dir is set",
     )
-    run_dir: Path | None = Field(None, description="where the run's files go")
+    run_dir: Path | None = Field(
+        None,
+        description="where the run's files go; a relative path is taken from the directory the run "
+        "starts in and saved as an absolute path in config.resolved.yaml",
+    )
     seed: int = Field(0, description="seeds every sampling, split and training step")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
 
@@ -52,7 +58,11 @@ class ModelSettings(_Strict):
     train_dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="precision of the frozen base in training"
     )
-    device: str = Field("auto", description="'auto' (cuda if present), 'cpu' or 'cuda'")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+        description="'auto' (cuda if present), 'cpu', 'cuda' or 'cuda:N'",
+    )
     batch_size: int = Field(8, ge=1, description="generation and scoring batch size")
     liger_kernels: bool = Field(
         False,
@@ -82,7 +92,7 @@ class InstructionSettings(_Strict):
         60, ge=1, description="held-out evaluation instructions (unseen tasks and wordings)"
     )
     constraint_types: list[str] | None = Field(
-        None, description="constraint ids to use; null = the stage-1 default list"
+        None, min_length=1, description="constraint ids to use (not empty); null = the stage-1 default list"
     )
     min_constraints: int = Field(1, ge=1)
     max_constraints: int = Field(2, ge=1)
@@ -90,6 +100,14 @@ class InstructionSettings(_Strict):
         0.6, gt=0, le=1, description="n-gram Jaccard at which a held-out task counts as leaked"
     )
     self_instruct: SelfInstructSettings = Field(default_factory=SelfInstructSettings)
+
+    @model_validator(mode="after")
+    def _counts_ordered(self) -> InstructionSettings:
+        if self.min_constraints > self.max_constraints:
+            raise ValueError(
+                f"min_constraints ({self.min_constraints}) is above max_constraints ({self.max_constraints})"
+            )
+        return self
 
 
 class ResponseSettings(_Strict):
@@ -111,7 +129,9 @@ class ResponseSettings(_Strict):
 class EvalSettings(_Strict):
     max_new_tokens: int = Field(96, ge=1, description="greedy answer length on held-out prompts")
     ifeval_files: list[Path] = Field(
-        default_factory=list, description="extra IFEval-format files to evaluate"
+        default_factory=list,
+        description="extra IFEval-format files to evaluate; relative paths are taken from the directory "
+        "the run starts in and saved as absolute paths",
     )
     safety: SafetyEvalSettings = Field(default_factory=SafetyEvalSettings)
 
@@ -147,20 +167,78 @@ class StageSettings(_Strict):
 class Recipe(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
-    constitution: Path | None = Field(None, description="constitution YAML; null = the packaged default")
-    stages: list[StageSettings] = Field(default_factory=lambda: [StageSettings()])
+    constitution: Path | None = Field(
+        None,
+        description="constitution YAML; null = the packaged default; a relative path is taken from the "
+        "directory the run starts in and saved as an absolute path",
+    )
+    stages: list[StageSettings] = Field(
+        default_factory=lambda: [StageSettings()],
+        min_length=1,
+        description="the stages to run, in increasing order of their stage numbers (each at most once)",
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_numbers(cls, stages: list[StageSettings]) -> list[StageSettings]:
+        numbers = [s.stage for s in stages]
+        seen = sorted({n for n in numbers if numbers.count(n) > 1})
+        if seen:
+            raise ValueError(f"stage {seen[0]} appears {numbers.count(seen[0])} times; give each stage once")
+        if numbers != sorted(numbers):
+            raise ValueError(f"stages must be in increasing order, got {numbers}")
+        return stages
 
     def run_dir(self) -> Path:
         return self.run.run_dir or Path("runs") / self.run.name
+
+    def with_paths_from(self, base: Path, run_dir: Path | None = None) -> Recipe:
+        """A copy whose relative paths (run folder, constitution, eval.ifeval_files, local model
+        folders) are made absolute against `base`, so later commands give the same answer from any
+        directory. `run_dir` (for --resume) replaces the run folder outright."""
+        data = self.model_copy(deep=True)
+        base = Path(base).resolve()
+
+        def absolute(p: Path) -> Path:
+            p = p.expanduser()
+            return p if p.is_absolute() else base / p
+
+        data.run.run_dir = Path(run_dir).resolve() if run_dir is not None else absolute(self.run_dir())
+        if data.constitution is not None:
+            data.constitution = absolute(data.constitution)
+        for st in data.stages:
+            st.eval.ifeval_files = [absolute(p) for p in st.eval.ifeval_files]
+            st.judge.reward_model = _local_model(st.judge.reward_model, base)
+        data.model.generator = _local_model(data.model.generator, base)
+        data.model.judge = _local_model(data.model.judge, base)
+        return data
+
+
+def _index(node: list, key: str) -> int:
+    """A list position from --set: an existing item, or the next one (stages.1 on a one-stage recipe)."""
+    if not key.isdigit():
+        raise ValueError(f"'{key}' is not a list position (0, 1, ...)")
+    idx = int(key)
+    if idx > len(node):
+        raise ValueError(f"position {idx} is past the end of a list of {len(node)}; use 0..{len(node)}")
+    if idx == len(node):
+        node.append({})
+    return idx
+
+
+def _local_model(ref: str | None, base: Path) -> str | None:
+    """A relative model reference that names an existing folder under `base`, made absolute."""
+    if not ref or ref.startswith("embedded:") or Path(ref).expanduser().is_absolute():
+        return ref
+    return str(base / ref) if (base / ref).is_dir() else ref
 
 
 def _child(node, key: str, next_key: str):
     """The container under `key`, created as a list when the next key is an index (stages.0)."""
     if isinstance(node, list):
-        idx = int(key)
-        while len(node) <= idx:
-            node.append({})
-        return node[idx]
+        return node[_index(node, key)]
+    if not isinstance(node, dict):
+        raise ValueError(f"'{key}' is under a value, not a section")
     if key not in node or node[key] is None:
         node[key] = [] if next_key.isdigit() else {}
     return node[key]
@@ -168,17 +246,18 @@ def _child(node, key: str, next_key: str):
 
 def _set_path(tree: dict, dotted: str, value) -> None:
     keys = dotted.split(".")
+    if not all(keys):
+        raise ValueError("an empty key name")
     node = tree
     for key, next_key in zip(keys[:-1], keys[1:], strict=True):
         node = _child(node, key, next_key)
     last = keys[-1]
     if isinstance(node, list):
-        idx = int(last)
-        while len(node) <= idx:
-            node.append({})
-        node[idx] = value
-    else:
+        node[_index(node, last)] = value
+    elif isinstance(node, dict):
         node[last] = value
+    else:
+        raise ValueError(f"'{last}' is under a value, not a section")
 
 
 def apply_overrides(tree: dict, overrides: list[str]) -> dict:
@@ -190,18 +269,65 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
         try:
             _set_path(tree, key.strip(), yaml.safe_load(raw))
         except (ValueError, IndexError, TypeError) as e:
-            raise UserError(f"--set '{item}': no such place in the recipe ({e})", "check the key path") from e
+            raise UserError(
+                f"--set '{item}': no such place in the recipe ({e})",
+                "write the key path with dots, list positions as numbers, e.g. stages.0.responses.k=2",
+            ) from e
+        except yaml.YAMLError as e:
+            raise UserError(
+                f"--set '{item}': the value is not valid YAML", "quote it, e.g. --set 'a.b=\"text\"'"
+            ) from e
     return tree
+
+
+# Advice for values whose rule a bare validator message does not spell out.
+_HINTS = {
+    "name": "use letters, digits, '.', '_' or '-' (no '/'), e.g. --set run.name=my-run",
+    "device": "use auto, cpu, cuda or cuda:N",
+    "stages": "give at least one stage, each number once, in increasing order, e.g. stages: [{stage: 1}]",
+    "constraint_types": "list constraint ids, or remove the key (null) for the default list",
+}
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys allowed where `loc` points (for an unknown-key error), by walking the settings models."""
+    node: type[BaseModel] | None = Recipe
+    for part in loc[:-1]:
+        if isinstance(part, int) or node is None:
+            continue
+        field = node.model_fields.get(str(part))
+        node = _model_in(field.annotation) if field else None
+    return list(node.model_fields) if node else []
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
 
 
 def _explain(err: ValidationError, source: str) -> UserError:
     first = err.errors()[0]
-    path = ".".join(str(p) for p in first["loc"])
+    loc = tuple(first["loc"])
+    path = ".".join(str(p) for p in loc) or "(top level)"
     if first["type"] == "extra_forbidden":
+        known = _fields_at(loc)
         return UserError(
-            f"{source}: unknown key '{path}'", "remove it or check its spelling against the recipes/"
+            f"{source}: unknown key '{path}'",
+            f"valid keys there: {', '.join(known)}" if known else "remove it or check its spelling",
         )
-    return UserError(f"{source}: '{path}': {first['msg']}", "fix the value in the recipe or --set")
+    if first["type"] == "missing":
+        return UserError(f"{source}: '{path}' is required but missing", f"add '{loc[-1]}' to the recipe")
+    msg = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    shown = f" = {value!r}" if isinstance(value, str | int | float | bool) or value in ([], {}) else ""
+    name = next((str(p) for p in reversed(loc) if not isinstance(p, int)), "")
+    hint = _HINTS.get(name, "fix the value in the recipe or with --set")
+    return UserError(f"{source}: '{path}'{shown}: {msg}", hint)
 
 
 def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe:
@@ -210,25 +336,47 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe
     source = "defaults"
     if path is not None:
         source = str(path)
-        if not path.exists():
-            raise UserError(
-                f"recipe {path} does not exist", "pass an existing file, e.g. recipes/quickstart.yaml"
-            )
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise UserError(f"recipe {path} is not valid YAML{where}", "fix the syntax") from e
-        if not isinstance(tree, dict):
-            raise UserError(
-                f"recipe {path} must be a mapping at the top level", "see recipes/quickstart.yaml"
-            )
+        tree = _read_recipe(path)
     tree = apply_overrides(tree, overrides or [])
     try:
         return Recipe.model_validate(tree)
     except ValidationError as e:
-        raise _explain(e, source) from e
+        raise _explain(e, _source_of(e, source, overrides or [])) from e
+
+
+def _source_of(err: ValidationError, recipe: str, overrides: list[str]) -> str:
+    """The --set that wrote the failing key (the last one wins, as in apply_overrides), else the recipe."""
+    failing = ".".join(str(p) for p in err.errors()[0]["loc"])
+    for item in reversed(overrides):
+        key = item.split("=", 1)[0].strip()
+        if failing == key or failing.startswith(key + ".") or key.startswith(failing + "."):
+            return f"--set {item}"
+    return recipe
+
+
+def _read_recipe(path: Path) -> dict:
+    """The recipe file's YAML mapping; every way the file can be unreadable is a UserError."""
+    if not path.exists():
+        raise UserError(
+            f"recipe {path} does not exist", "pass an existing file, e.g. recipes/quickstart.yaml"
+        )
+    if not path.is_file():
+        raise UserError(f"recipe {path} is a folder, not a file", "pass the YAML file inside it")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"recipe {path} is not UTF-8 text (byte {e.start})", "save it as UTF-8 YAML") from e
+    except OSError as e:
+        raise UserError(f"recipe {path} cannot be read: {e.strerror}", "check its permissions") from e
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"recipe {path} is not valid YAML{where}", "fix the syntax") from e
+    if not isinstance(tree, dict):
+        raise UserError(f"recipe {path} must be a mapping at the top level", "see recipes/quickstart.yaml")
+    return tree
 
 
 def dump(recipe: Recipe) -> str:

@@ -22,7 +22,10 @@ def choose_recipe(cuda: bool) -> tuple[Path, str]:
     """(packaged recipe, the reason it was chosen)."""
     recipes = Path(str(files("cai_bootstrap").joinpath("recipes")))
     if cuda:
-        return recipes / "gpu-gemma-270m.yaml", "CUDA is available: stage 1 at GPU scale (~15 min on one H200)"
+        return (
+            recipes / "gpu-gemma-270m.yaml",
+            "CUDA is available: stage 1 at GPU scale (~15 min on one H200)",
+        )
     return recipes / "quickstart.yaml", "no CUDA device: the CPU quickstart (small counts, ~10 min)"
 
 

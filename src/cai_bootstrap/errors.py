@@ -15,7 +15,12 @@ class CaiError(Exception):
         super().__init__(f"{cause}" + (f" ({fix})" if fix else ""))
 
     def one_line(self) -> str:
-        return f"error: {self.cause}" + (f" -> {self.fix}" if self.fix else "")
+        return _flat(f"error: {self.cause}" + (f" -> {self.fix}" if self.fix else ""))
+
+
+def _flat(text: str) -> str:
+    """One line, whatever the cause carries (a library's multi-line message, a YAML error's excerpt)."""
+    return " ".join(text.split())
 
 
 class UserError(CaiError):
@@ -30,4 +35,4 @@ class GateFailed(CaiError):
     exit_code = 3
 
     def one_line(self) -> str:
-        return self.cause
+        return _flat(self.cause)

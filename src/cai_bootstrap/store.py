@@ -235,7 +235,7 @@ class RunLock:
             os.close(self.fd)
             raise UserError(
                 f"another cai-bootstrap run is writing {self.path.parent}",
-                "wait for it to finish or use another --run-dir",
+                "wait for it to finish, or start this one in another folder with --set run.name=NAME",
             ) from e
         os.ftruncate(self.fd, 0)
         os.write(self.fd, str(os.getpid()).encode())

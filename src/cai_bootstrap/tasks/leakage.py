@@ -20,12 +20,16 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import sparse
 
 from ..errors import StepFailed
+
+# numpy and scipy are imported where used: the recipe check imports this module (through the
+# self-instruct settings) and must answer in well under a second.
+if TYPE_CHECKING:
+    from scipy import sparse
 
 SHINGLE = 5
 # Containment is only meaningful when the shorter text has some substance: "write a poem" sits
@@ -109,6 +113,8 @@ class NearDupIndex:
 
     def match_many(self, texts: Sequence[str], block: int = 256) -> list[Match | None]:
         """match() for many queries at once (queries are not added to the index)."""
+        import numpy as np
+
         out: list[Match | None] = [None] * len(texts)
         if not self.texts:
             return out
@@ -137,6 +143,8 @@ class NearDupIndex:
 
     def _best(self, q, s, inter, sizes_q, sizes_s) -> dict[int, Match]:
         """Per query row, the best flagged pair by (Jaccard, containment), lowest index on ties."""
+        import numpy as np
+
         inter = inter.astype(np.float64)
         jac = inter / (sizes_q[q] + sizes_s[s] - inter)
         smaller = np.minimum(sizes_q[q], sizes_s[s])
@@ -160,6 +168,9 @@ class NearDupIndex:
 
 def _csr(rows: list[list[int]], width: int) -> sparse.csr_matrix:
     """A 0/1 int32 matrix with one row per shingle-id list."""
+    import numpy as np
+    from scipy import sparse
+
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum([len(r) for r in rows])
     indices = np.fromiter((c for r in rows for c in r), dtype=np.int32, count=int(indptr[-1]))

@@ -1,0 +1,351 @@
+"""Everything a command can check before it writes a byte: the recipe, the files it names, the model
+references, the stage selection and the run folder. `cai-bootstrap run` calls `plan_run` before it
+imports torch or opens the run folder, so a refused run leaves an existing run untouched and a bad
+recipe is reported in well under a second.
+
+A folder is a run folder when it holds `config.resolved.yaml` (RUN_MARKER): every run writes it first,
+under the run lock, before any step. `status`, `report` and `run --resume` refuse any other folder.
+
+Paths: a fresh run takes relative paths (run folder, constitution, eval.ifeval_files, a local model
+folder) from the directory it starts in and saves them absolute in config.resolved.yaml; `--resume DIR`
+runs exactly DIR, whatever the current directory, and takes the saved config's relative paths (from
+runs made before paths were saved absolute) from the directory that run started in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .config import Recipe, load_recipe
+from .errors import UserError
+
+RUN_MARKER = "config.resolved.yaml"
+
+
+def is_run_folder(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / RUN_MARKER).is_file()
+
+
+def require_run_folder(path: Path, command: str) -> Path:
+    """`path` as an absolute run folder, or a UserError that says what it is instead."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(
+            f"run directory {path} does not exist",
+            f"pass a folder that cai-bootstrap run wrote: {command} runs/NAME",
+        )
+    if not path.is_dir():
+        raise UserError(f"{path} is a file, not a run folder", f"pass the run's folder: {command} runs/NAME")
+    if not is_run_folder(path):
+        raise UserError(
+            f"{path} is not a run folder (it has no {RUN_MARKER})",
+            f"pass a folder that cai-bootstrap run wrote: {command} runs/NAME",
+        )
+    return path.resolve()
+
+
+# ---- stage selection ----
+
+
+def parse_stages(text: str | None) -> list[int] | None:
+    """`--stages 1-6` or `1,2` as a list of stage numbers (None: all of the recipe's)."""
+    if text is None:
+        return None
+    fix = "write e.g. --stages 1-6 or --stages 1,2 (stage numbers 1 to 6)"
+    try:
+        if "-" in text:
+            a, b = (int(x) for x in text.split("-", 1))
+            if a > b:
+                raise UserError(f"--stages {text} runs backwards ({a} > {b})", f"write --stages {b}-{a}")
+            numbers = list(range(a, b + 1))
+        else:
+            numbers = [int(x) for x in text.split(",")]
+    except ValueError as e:
+        raise UserError(f"--stages '{text}' is not like 1-6 or 1,2", fix) from e
+    if not numbers or not all(1 <= n <= 6 for n in numbers):
+        raise UserError(f"--stages '{text}' names a stage outside 1-6", fix)
+    return numbers
+
+
+def select_stages(recipe: Recipe, text: str | None, from_stage: int | None) -> list[int] | None:
+    """The recipe's stage numbers to run, or None for all; an empty selection is a UserError."""
+    numbers = [s.stage for s in recipe.stages]
+    have = ", ".join(map(str, numbers))
+    chosen = parse_stages(text)
+    if chosen is not None:
+        missing = [n for n in chosen if n not in numbers]
+        if missing:
+            raise UserError(
+                f"--stages {text}: the recipe has no stage {missing[0]} (its stages: {have})",
+                f"choose among {have}, or add the stage to the recipe",
+            )
+    if from_stage is not None:
+        if from_stage not in numbers:
+            raise UserError(
+                f"--from-stage {from_stage}: the recipe has no stage {from_stage} (its stages: {have})",
+                f"give --from-stage one of {have}",
+            )
+        after = [n for n in (chosen or numbers) if n >= from_stage]
+        if not after:
+            raise UserError(
+                f"--from-stage {from_stage} with --stages {text} leaves no stage to run",
+                "drop one of the two options, or make them overlap",
+            )
+        chosen = after
+    return chosen
+
+
+# ---- files the recipe names ----
+
+
+def check_ifeval_file(path: Path, what: str) -> int:
+    """An IFEval-format input file, checked row by row (fields, instruction ids, their arguments)
+    without scoring anything; returns its number of prompts. `what` names the option or key."""
+    from .tasks.constraints import checker_kwargs
+    from .tasks.ifeval import IFEvalRow
+
+    text = read_text_file(path, what, "an IFEval-format JSONL file")
+    rows = 0
+    keys: dict[str, int] = {}  # key -> line: rows become records with id ifeval-<key>, so keys must differ
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{what} {path}:{n}"
+        try:
+            row = IFEvalRow.model_validate_json(line)
+        except ValidationError as e:
+            raise _row_error(e, where) from e
+        if str(row.key) in keys:
+            raise UserError(
+                f"{where}: key {row.key!r} was already used on line {keys[str(row.key)]}",
+                "give every row its own key",
+            )
+        keys[str(row.key)] = n
+        if len(row.instruction_id_list) != len(row.kwargs):
+            raise UserError(
+                f"{where}: {len(row.instruction_id_list)} instruction ids but {len(row.kwargs)} kwargs",
+                "give one kwargs object per instruction id",
+            )
+        for i, tid in enumerate(row.instruction_id_list):
+            try:
+                checker_kwargs(tid, row.kwargs_for(i), row.prompt)
+            except UserError as e:
+                raise UserError(f"{where}: {e.cause}", e.fix) from e
+        rows += 1
+    if not rows:
+        raise UserError(f"{what} {path} has no prompts", "pass a non-empty IFEval-format JSONL file")
+    return rows
+
+
+def check_responses_file(path: Path, what: str) -> None:
+    """A {prompt, response} JSONL file, every row readable (scoring reports unanswered prompts)."""
+    from .tasks.ifeval import ResponseRow
+
+    text = read_text_file(path, what, "a {prompt, response} JSONL file")
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                ResponseRow.model_validate_json(line)
+            except ValidationError as e:
+                raise _row_error(e, f"{what} {path}:{n}", "prompt, response") from e
+
+
+def _row_error(
+    err: ValidationError, where: str, fields: str = "key, prompt, instruction_id_list, kwargs"
+) -> UserError:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "missing":
+        return UserError(f"{where}: field '{field}' is missing", f"each row needs {fields}")
+    if first["type"].startswith("json"):
+        return UserError(f"{where}: not valid JSON ({first['msg']})", "write one JSON object per line")
+    return UserError(f"{where}: field '{field or '(row)'}': {first['msg']}", f"each row needs {fields}")
+
+
+def read_text_file(path: Path, what: str, kind: str) -> str:
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist", f"give the path of {kind}")
+    if not path.is_file():
+        raise UserError(f"{what} {path} is a folder, not a file", f"give the path of {kind}")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from e
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be read: {e.strerror}", "check its permissions") from e
+
+
+def check_recipe_files(recipe: Recipe):
+    """The constitution (parsed and validated) and every eval.ifeval_files entry; returns the
+    constitution so principle ids named in the recipe can be checked against it."""
+    from .constitution import load_constitution, parse_constitution
+
+    if recipe.constitution is None:
+        constitution = load_constitution(None)
+    else:
+        text = read_text_file(recipe.constitution, "constitution", "a constitution YAML file")
+        constitution = parse_constitution(text, str(recipe.constitution))
+    for i, st in enumerate(recipe.stages):
+        stems = [p.stem for p in st.eval.ifeval_files]
+        for path in st.eval.ifeval_files:
+            if stems.count(path.stem) > 1:  # each file's steps are named after its stem (ifeval_<stem>)
+                raise UserError(
+                    f"stages.{i}.eval.ifeval_files: two files are named {path.stem}.*", "rename one of them"
+                )
+            check_ifeval_file(path, f"stages.{i}.eval.ifeval_files:")
+    return constitution
+
+
+def check_names(recipe: Recipe, constitution) -> None:
+    """Constraint types and principle ids the recipe names exist (known before any model runs)."""
+    from .tasks.phrasings import PHRASINGS
+
+    for i, st in enumerate(recipe.stages):
+        for t in st.instructions.constraint_types or []:
+            if t not in PHRASINGS:
+                raise UserError(
+                    f"stages.{i}.instructions.constraint_types: unknown constraint type '{t}'",
+                    f"use types from: {', '.join(PHRASINGS)}",
+                )
+        known = [p.id for p in constitution.principles]
+        named = [("judge.principle", st.judge.principle)] if st.judge.principle else []
+        named += [("eval.safety.skip_principles", p) for p in st.eval.safety.skip_principles]
+        for key, pid in named:
+            if pid not in known:
+                raise UserError(
+                    f"stages.{i}.{key}: no principle '{pid}' in the constitution",
+                    f"use one of: {', '.join(known)}",
+                )
+
+
+def check_models(recipe: Recipe) -> None:
+    from .models import check_reference
+
+    check_reference(recipe.model.generator, "model.generator")
+    if recipe.model.judge is not None:
+        check_reference(recipe.model.judge, "model.judge")
+    for i, st in enumerate(recipe.stages):
+        if st.judge.reward_model is not None:
+            check_reference(st.judge.reward_model, f"stages.{i}.judge.reward_model")
+
+
+# ---- the run folder ----
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """The run folder can be created and written, is not another program's folder, and no other run
+    is writing it. Nothing is left behind: writability is probed with a temporary folder."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} is a file", "choose another folder: --set run.run_dir=PATH")
+    existing = run_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(
+            f"run folder {run_dir} would be inside {existing}, which is a file",
+            "choose another folder: --set run.run_dir=PATH",
+        )
+    try:
+        Path(tempfile.mkdtemp(prefix=".cai-write-check-", dir=existing)).rmdir()
+    except OSError as e:
+        raise UserError(
+            f"cannot write the run folder {run_dir} ({existing}: {e.strerror})",
+            "choose a folder you can write: --set run.run_dir=PATH",
+        ) from e
+    if run_dir.is_dir() and not is_run_folder(run_dir):
+        others = [p.name for p in run_dir.iterdir() if p.name != ".lock"]
+        if others:
+            raise UserError(
+                f"run folder {run_dir} holds other files ({others[0]}, ...) and is not a run folder",
+                "choose a new or empty folder: --set run.run_dir=PATH or --set run.name=NAME",
+            )
+    _check_not_locked(run_dir)
+
+
+def _check_not_locked(run_dir: Path) -> None:
+    import fcntl
+
+    lock = run_dir / ".lock"
+    if not lock.is_file():
+        return
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError as e:
+        pid = lock.read_text().strip() or "?"
+        raise UserError(
+            f"another cai-bootstrap run (pid {pid}) is writing {run_dir}",
+            "wait for it to finish, or start this one in another folder with --set run.name=NAME",
+        ) from e
+    finally:
+        os.close(fd)
+
+
+def check_previous_stage(recipe: Recipe, chosen: list[int] | None) -> None:
+    """A run that starts after the recipe's first stage needs the previous stage's result."""
+    first = chosen[0] if chosen else recipe.stages[0].stage
+    if first == recipe.stages[0].stage:
+        return
+    summary = recipe.run_dir() / f"stage{first - 1}" / "stage.json"
+    fix = f"run stage {first - 1} first (cai-bootstrap run --stages {first - 1}), or start from an earlier stage"
+    if not summary.is_file():
+        raise UserError(f"stage {first} needs stage {first - 1}'s result, and {summary} does not exist", fix)
+    try:
+        model = Path(json.loads(summary.read_text(encoding="utf-8"))["model"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{summary} is damaged (no readable 'model')", fix) from e
+    if not (model / "config.json").is_file():
+        raise UserError(f"stage {first - 1}'s model {model} is missing", fix)
+
+
+# ---- the whole plan ----
+
+
+@dataclass
+class RunPlan:
+    recipe: Recipe
+    stages: list[int] | None
+
+
+def _resume_base(run_dir: Path, saved: Recipe) -> Path:
+    """Where the resumed run was started: the saved run folder's relative path, taken off the end of
+    RUN_DIR (runs/x saved, /home/u/proj/runs/x given: /home/u/proj). Paths saved absolute ignore it."""
+    rel = saved.run_dir()
+    if rel.is_absolute() or run_dir.parts[-len(rel.parts) :] != rel.parts:
+        return run_dir
+    return Path(*run_dir.parts[: -len(rel.parts)])
+
+
+def plan_run(
+    recipe_path: Path | None,
+    overrides: list[str],
+    stages_text: str | None,
+    from_stage: int | None,
+    resume: Path | None,
+    default_recipe: Path,
+) -> RunPlan:
+    """Check everything `run` needs, in the order a user would fix it; nothing is written."""
+    if resume is not None:
+        if recipe_path is not None:
+            raise UserError(
+                "--resume uses the run's saved config; --recipe cannot be given too", "drop one of them"
+            )
+        run_dir = require_run_folder(resume, "cai-bootstrap run --resume")
+        recipe = load_recipe(run_dir / RUN_MARKER, overrides)
+        recipe = recipe.with_paths_from(_resume_base(run_dir, recipe), run_dir=run_dir)
+    else:
+        recipe = load_recipe(recipe_path or default_recipe, overrides).with_paths_from(Path.cwd())
+    chosen = select_stages(recipe, stages_text, from_stage)
+    constitution = check_recipe_files(recipe)
+    check_names(recipe, constitution)
+    check_models(recipe)
+    check_run_folder(recipe.run_dir())
+    check_previous_stage(recipe, chosen)
+    return RunPlan(recipe, chosen)
