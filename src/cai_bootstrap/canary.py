@@ -102,10 +102,14 @@ class CanarySettings(BaseModel):
     """The load-time model check. Only random-weight test models should ever loosen it."""
 
     model_config = ConfigDict(extra="forbid")
-    # Measured (bf16, CPU): embedded Gemma-3-270M 1.72, SmolLM2-135M 1.82; Gemma with the tokenizer that
-    # transformers 5.17 converts 4.02; fresh random weights 10.8-12.7; scrambled weights 22-32.
+    # Measured (bf16): embedded Gemma-3-270M 1.71-1.72, SmolLM2-135M 1.82; the same Gemma after 1-3 rounds
+    # of stage-1 training on the GPU 1.86-3.94 (DPO moves likelihood away from plain prose); fresh random
+    # weights 10.8-12.7; scrambled weights 22-32. Gemma with the tokenizer transformers 5.17 converts
+    # scores 4.02, which is why embedded models also have their token ids checked (EMBEDDED_IDS). A first
+    # bound of 3.0 refused a working trained model (3.42, 28.4% on the held-out set): 5.0 sits between
+    # every trained model and every broken one we measured.
     max_nll: float | None = Field(
-        3.0,
+        5.0,
         gt=0,
         description="bound on the mean per-token NLL (nats) of a fixed English answer in the frame; "
         "null skips this check (random-weight test models only)",
