@@ -138,6 +138,8 @@ def eval_(
 
     logging_.setup(quiet)
     result, path = run_ifeval(ifeval, model, responses, output, max_new_tokens, dtype, batch_size)
+    libs = ", ".join(f"{k} {v}" for k, v in result.libraries.items())
+    out.print(f"scoring: {result.semantics}; scorer version {result.scorer_version} ({libs})", markup=False)
     table = Table("measure", "accuracy")
     for k in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
         table.add_row(k, f"{getattr(result, k):.1%}")

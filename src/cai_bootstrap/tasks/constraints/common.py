@@ -10,13 +10,17 @@ from enum import StrEnum
 from functools import lru_cache
 
 import pysbd
-from langdetect import DetectorFactory, detect_langs
+from langdetect import DetectorFactory, detect
 from langdetect.lang_detect_exception import LangDetectException
+from nltk.tokenize import RegexpTokenizer
 
-# langdetect samples n-grams at random; a fixed seed makes every verdict reproducible.
+# langdetect samples n-grams at random; a fixed seed makes every verdict reproducible. Google's
+# reference fixes the same seed (0); lm-eval's port leaves it unset, so its verdicts on borderline
+# text can change from run to run.
 DetectorFactory.seed = 0
 
 WORD_RE = re.compile(r"\w+")
+_WORD_TOKENIZER = RegexpTokenizer(r"\w+")
 # pysbd's rule cascade is roughly quadratic in the length of its input (2,000 sentences: 4 s), so
 # long text is cut into pieces of about this many characters at a sentence-final mark first.
 SENTENCE_CHUNK = 1500
@@ -34,8 +38,10 @@ class Relation(StrEnum):
 
 
 def ifeval_words(text: str) -> list[str]:
-    """Words as IFEval counts them: maximal runs of word characters ("don't" is two words)."""
-    return WORD_RE.findall(text)
+    """Words as IFEval counts them: runs of word characters ("don't" is two words), found by NLTK's
+    RegexpTokenizer as the reference does (NLTK >= 3.10 matches with the `regex` engine, whose
+    Unicode tables are newer than `re`'s, so `re.findall` would split some rare letters)."""
+    return _WORD_TOKENIZER.tokenize(text)
 
 
 def plain_words(text: str) -> list[str]:
@@ -65,7 +71,9 @@ def _chunks(line: str) -> list[str]:
 
 
 def sentences(text: str) -> list[str]:
-    """Sentences by pysbd, run line by line: a line break always ends a sentence (list items, titles)."""
+    """Sentences by pysbd, run line by line: a line break always ends a sentence (list items, titles).
+
+    Our curriculum cuts text with it; the IFEval checker counts NLTK Punkt sentences (tokens.py)."""
     out = []
     for line in text.splitlines():
         for piece in _chunks(line):
@@ -79,16 +87,13 @@ def paragraphs_by_blank_lines(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\n[ \t\r\f\v]*\n", text) if p.strip()]
 
 
-def detected_language(text: str) -> str | None:
-    """The most probable language code (langdetect), or None where the text has no letters to judge."""
+def reference_language(text: str) -> str | None:
+    """langdetect's verdict on the text as written (the IFEval reference does not lowercase it), or
+    None where langdetect finds nothing to judge (digits, punctuation, emoji only)."""
     try:
-        # langdetect's n-gram profiles are mostly lowercase: all-caps English reads as German or
-        # Vietnamese unless lowered, and case never changes which language a text is in.
-        guesses = detect_langs(text.lower())
+        return detect(text)
     except LangDetectException:
-        # Raised for text without usable features (digits, punctuation, emoji only).
         return None
-    return guesses[0].lang if guesses else None
 
 
 def word_pattern(phrase: str) -> re.Pattern[str]:
