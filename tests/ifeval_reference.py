@@ -10,8 +10,10 @@ into a private temporary folder on `nltk.data.path`, so nothing is fetched.
 
 Run as a script to compare the two scorers on a file:
     PYTHONPATH=src python tests/ifeval_reference.py INPUT.jsonl RESPONSES.jsonl
-(RESPONSES: `{prompt, response}` lines, e.g. `eval --ifeval ... --model ...` output or a stage's
-eval records.jsonl).
+INPUT: an IFEval-format file, or a stage's held-out Instruction records (their IFEval-id constraints
+are compared). RESPONSES: `{prompt, response}` lines, e.g. what `eval --ifeval ... --model ...`
+writes, or a stage's eval records.jsonl (runs/NAME/stage1/ifeval_FILE_base/records.jsonl,
+.../round1/ifeval_FILE_trained/records.jsonl, eval_base/, round1/eval/).
 """
 
 from __future__ import annotations
@@ -115,12 +117,28 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def _as_ifeval_row(record: dict[str, Any]) -> dict[str, Any] | None:
+    """An IFEval row as is; one of our Instruction records (a stage's held-out set) as an IFEval row
+    of its IFEval-id constraints (the reference has no `cai:` ids), or None when it has none."""
+    if "instruction_id_list" in record:
+        return record
+    specs = [c for c in record.get("constraints", []) if not c["id"].startswith("cai:")]
+    if not specs:
+        return None
+    return {
+        "key": record["id"],
+        "prompt": record["prompt"],
+        "instruction_id_list": [c["id"] for c in specs],
+        "kwargs": [c["kwargs"] for c in specs],
+    }
+
+
 def rows_with_responses(input_path: Path, responses_path: Path) -> list[dict[str, Any]]:
-    """IFEval rows joined to their responses by exact prompt text (rows without one are skipped)."""
+    """Rows of an IFEval file (or of a stage's held-out Instruction records) joined to their
+    responses by exact prompt text; rows without a response are skipped."""
     answers = {r["prompt"]: r["response"] for r in _read_jsonl(responses_path)}
-    return [
-        {**r, "response": answers[r["prompt"]]} for r in _read_jsonl(input_path) if r["prompt"] in answers
-    ]
+    rows = [_as_ifeval_row(r) for r in _read_jsonl(input_path)]
+    return [{**r, "response": answers[r["prompt"]]} for r in rows if r and r["prompt"] in answers]
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ instruction_following_eval), strict and loose. Required agreement: 100%, with no
 (a) REFERENCE_CASES re-express every case of the reference's own unit tests (instructions_test.py)
     for the 25 registered instruction ids, in our own words: each states the behaviour the original
     case checks and its expected outcome, and both scorers must give it.
-(b) Hypothesis draws adversarial responses and arguments for every instruction id (48 per id), and
-    ANSWERS holds real-looking model answers, each scored under every id.
+(b) Hypothesis draws arguments and adversarial responses for every instruction id (48 per id,
+    shaped around each rule's boundary: ifeval_strategies.py), and _answers() holds real-looking
+    model answers, each scored under every id.
 Checkers of the reference that no IFEval id uses (constrained start, rephrasing, key sentences) are
 left out, as are its cases with an argument the reference replaces by a random draw (a letter '#',
 'ab'): no score is defined for those, and our checker refuses them (test_random_draws_are_refused).
@@ -13,6 +14,7 @@ left out, as are its cases with an argument the reference replaces by a random d
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 
@@ -22,7 +24,8 @@ from hypothesis import strategies as st
 
 from cai_bootstrap.errors import UserError
 from cai_bootstrap.tasks.constraints import CHECKERS, check
-from ifeval_reference import our_outcomes, reference_outcomes
+from ifeval_reference import our_outcomes, reference_outcomes, rows_with_responses, score_both
+from ifeval_strategies import END_PHRASES, KWARGS, PROMPTS, WORDS, case
 
 IFEVAL_IDS = sorted(i for i in CHECKERS if not i.startswith("cai:"))
 LESS, LEAST = "less than", "at least"
@@ -569,144 +572,6 @@ def test_random_draws_are_refused():
 
 # ---- (b) adversarial responses and real-looking answers ----------------------------------------
 
-WORDS = ["river", "cat", "catalog", "sea", "Seashell", "AI", "data", "however", "today", "imagine"]
-FRAGMENTS = [
-    "P.S.",
-    "p. s.",
-    "P.P.S",
-    "p.p.s.",
-    "PS:",
-    "***",
-    "******",
-    "* ",
-    "*",
-    "**",
-    "- ",
-    "-",
-    "---",
-    "[]",
-    "[name]",
-    "[ ]",
-    "<<",
-    ">>",
-    "<<Title>>",
-    "<< >>",
-    '"',
-    "\u201c",
-    "\u201d",
-    "'",
-    "SECTION 1",
-    "Section 2",
-    "SUBSECTION 3",
-    "Part 1",
-    "```json",
-    "```",
-    "{",
-    "}",
-    '{"a": 1}',
-    "[1, 2]",
-    ",",
-    "\uff0c",
-    "My answer is yes.",
-    "My answer is no.",
-    "Mr.",
-    "e.g.",
-    "Dr. Smith",
-    "U.S.",
-    "3.14",
-    "!",
-    "?",
-    ".",
-    "AI-POWERED",
-    "DON'T",
-    "HELLO",
-    "hello",
-    "Bonjour le monde, comment allez-vous?",
-    "Hola amigo",
-    "太阳",
-    "\u00e9t\u00e9",
-    "\t",
-    " ",
-    "  ",
-    "\n",
-    "\n\n",
-    "\n\n\n",
-    "\u200b",
-    "\u00a0",
-    "123",
-    "***bold***",
-    "*it*",
-    "**b**",
-    "Thank you for reading.",
-    "That is all.",
-    "Is there anything else I can help with?",
-] + WORDS
-SEPARATORS = ["", " ", "\n", "\n\n", ". "]
-TEXT = st.lists(
-    st.sampled_from(FRAGMENTS)
-    | st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12),
-    max_size=14,
-).flatmap(lambda parts: st.sampled_from(SEPARATORS).map(lambda sep: sep.join(parts)))
-REL = st.sampled_from([LESS, LEAST])
-SMALL = st.integers(min_value=1, max_value=6)
-END_PHRASES = ["That is all.", "Thank you for reading.", "Is there anything else I can help with?", "hello"]
-PROMPTS = ["Write a haiku about snow.", "What is AI?", "Describe the sea. Use P.S. at the end."]
-KWARGS = {
-    "change_case:capital_word_frequency": st.fixed_dictionaries(
-        {"capital_frequency": SMALL, "capital_relation": REL}
-    ),
-    "change_case:english_capital": st.just({}),
-    "change_case:english_lowercase": st.just({}),
-    "combination:repeat_prompt": st.fixed_dictionaries({"prompt_to_repeat": st.sampled_from(PROMPTS)}),
-    "combination:two_responses": st.just({}),
-    "detectable_content:number_placeholders": st.fixed_dictionaries({"num_placeholders": SMALL}),
-    "detectable_content:postscript": st.fixed_dictionaries(
-        {"postscript_marker": st.sampled_from(["P.S.", "P.P.S", "PS:", "p.s.", " P.S. "])}
-    ),
-    "detectable_format:constrained_response": st.just({}),
-    "detectable_format:json_format": st.just({}),
-    "detectable_format:multiple_sections": st.fixed_dictionaries(
-        {
-            "section_spliter": st.sampled_from(["SECTION", "Section", "Part", " PARAGRAPH "]),
-            "num_sections": SMALL,
-        }
-    ),
-    "detectable_format:number_bullet_lists": st.fixed_dictionaries({"num_bullets": SMALL}),
-    "detectable_format:number_highlighted_sections": st.fixed_dictionaries({"num_highlights": SMALL}),
-    "detectable_format:title": st.just({}),
-    "keywords:existence": st.fixed_dictionaries(
-        {"keywords": st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)}
-    ),
-    "keywords:forbidden_words": st.fixed_dictionaries(
-        {"forbidden_words": st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)}
-    ),
-    "keywords:frequency": st.fixed_dictionaries(
-        {"keyword": st.sampled_from(WORDS), "frequency": SMALL, "relation": REL}
-    ),
-    "keywords:letter_frequency": st.fixed_dictionaries(
-        {"letter": st.sampled_from(list("aeiostzAE")), "let_frequency": SMALL, "let_relation": REL}
-    ),
-    "language:response_language": st.fixed_dictionaries(
-        {"language": st.sampled_from(["en", "fr", "es", "de", "it", "pt", "ja", "ko", "ru", "ar"])}
-    ),
-    "length_constraints:nth_paragraph_first_word": SMALL.flatmap(
-        lambda n: st.fixed_dictionaries(
-            {
-                "num_paragraphs": st.just(n),
-                "nth_paragraph": st.integers(min_value=1, max_value=n),
-                "first_word": st.sampled_from(WORDS),
-            }
-        )
-    ),
-    "length_constraints:number_paragraphs": st.fixed_dictionaries({"num_paragraphs": SMALL}),
-    "length_constraints:number_sentences": st.fixed_dictionaries({"num_sentences": SMALL, "relation": REL}),
-    "length_constraints:number_words": st.fixed_dictionaries(
-        {"num_words": st.integers(min_value=1, max_value=30), "relation": REL}
-    ),
-    "punctuation:no_comma": st.just({}),
-    "startend:end_checker": st.fixed_dictionaries({"end_phrase": st.sampled_from(END_PHRASES)}),
-    "startend:quotation": st.just({}),
-}
 COMPARED: Counter[str] = Counter()
 PER_ID = 48
 
@@ -724,21 +589,15 @@ def test_adversarial_agreement(iid):
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(kwargs=KWARGS[iid], response=TEXT, prompt=st.sampled_from(PROMPTS), extra_nulls=st.booleans())
-    def agree(kwargs, response, prompt, extra_nulls):
+    @given(drawn=case(iid), prompt=st.sampled_from(PROMPTS), extra_nulls=st.booleans())
+    def agree(drawn, prompt, extra_nulls):
+        kwargs, response = drawn
         if iid == "combination:repeat_prompt":
             prompt = kwargs["prompt_to_repeat"]
-        # IFEval files carry every argument name with None for those an id does not take.
-        row = _row(
-            iid,
-            {
-                **(
-                    {"num_words": None, "keywords": None} if extra_nulls and "num_words" not in kwargs else {}
-                ),
-                **kwargs,
-            },
-            prompt,
-        )
+        if extra_nulls and "num_words" not in kwargs:
+            # IFEval files carry every argument name, with None for those an id does not take.
+            kwargs = {"num_words": None, "keywords": None, **kwargs}
+        row = _row(iid, kwargs, prompt)
         COMPARED[iid] += 1
         assert our_outcomes(row, response) == reference_outcomes(row, response), (iid, kwargs, response)
 
@@ -842,3 +701,42 @@ def test_at_least_a_thousand_responses_compared():
         pytest.skip("run the whole file to count")
     print(f"\ncompared: {sum(COMPARED.values())} ({dict(COMPARED)})")
     assert sum(v for k, v in COMPARED.items() if k != "answers") >= PER_ID * 25 >= 1000
+
+
+def test_score_both_reads_ifeval_and_heldout_files(tmp_path, capsys):
+    """The helper the lead runs on real answers: both scorers, four accuracies each, same numbers."""
+    answers = _answers()[:6]
+    ids = ["punctuation:no_comma", "length_constraints:number_sentences", "detectable_format:title"]
+    ids += ["keywords:existence", "startend:quotation", "detectable_content:postscript"]
+    ifeval_rows = [
+        {
+            "key": k,
+            "prompt": f"Prompt {k}",
+            "instruction_id_list": [iid],
+            "kwargs": [{"num_bullets": None, **(_FIXED[iid](random.Random(k)) if iid in _FIXED else {})}],
+        }
+        for k, iid in enumerate(ids)
+    ]
+    heldout = [
+        {
+            "id": "h1",
+            "prompt": "Prompt 0",
+            "constraints": [
+                {"id": "cai:no_digits", "kwargs": {}},
+                {"id": "punctuation:no_comma", "kwargs": {}},
+            ],
+        },
+        {"id": "h2", "prompt": "Prompt 1", "constraints": [{"id": "cai:no_digits", "kwargs": {}}]},
+    ]
+    files = {"in.jsonl": ifeval_rows, "held.jsonl": heldout}
+    files["resp.jsonl"] = [
+        {"prompt": r["prompt"], "response": a} for r, a in zip(ifeval_rows, answers, strict=True)
+    ]
+    for name, rows in files.items():
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    both = score_both(rows_with_responses(tmp_path / "in.jsonl", tmp_path / "resp.jsonl"))
+    assert both["ours"] == both["reference"] and both["differ"] == []
+    assert 0 < both["ours"]["prompt_strict"] < 1
+    assert "prompt_strict" in capsys.readouterr().out
+    rows = rows_with_responses(tmp_path / "held.jsonl", tmp_path / "resp.jsonl")
+    assert [(r["key"], r["instruction_id_list"]) for r in rows] == [("h1", ["punctuation:no_comma"])]
