@@ -9,7 +9,8 @@ instruction_following_eval), strict and loose. Required agreement: 100%, with no
     model answers, each scored under every id.
 Checkers of the reference that no IFEval id uses (constrained start, rephrasing, key sentences) are
 left out, as are its cases with an argument the reference replaces by a random draw (a letter '#',
-'ab'): no score is defined for those, and our checker refuses them (test_random_draws_are_refused).
+'ab'; also 0, '' or [], which it drops): no score is defined for those, and our checker refuses
+them (test_random_draws_are_refused).
 """
 
 from __future__ import annotations
@@ -564,6 +565,9 @@ def test_random_draws_are_refused():
             {"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "a"},
         ),
         ("keywords:existence", {"keywords": ["c(++"]}),
+        ("keywords:existence", {"keywords": []}),
+        ("detectable_format:number_highlighted_sections", {"num_highlights": 0}),
+        ("startend:end_checker", {"end_phrase": ""}),
         ("language:response_language", {"language": "zh"}),
     ]:
         with pytest.raises(UserError):

@@ -173,6 +173,14 @@ def checker_kwargs(instruction_id: str, kwargs: dict[str, Any] | None, prompt: s
         raise UserError(
             f"{instruction_id} takes no argument {unknown[0]!r}", f"it takes {list(checker.params)}"
         )
+    # The reference drops 0, "" and [] along with None, then draws a random value for a missing
+    # argument: such a value defines no IFEval score.
+    empty = [k for k, v in given.items() if not instruction_id.startswith("cai:") and v in (0, "", [])]
+    if empty:
+        raise UserError(
+            f"{instruction_id} argument {empty[0]}={given[empty[0]]!r} is empty or zero",
+            "IFEval's reference ignores such a value and draws a random one: give a real value",
+        )
     if checker.prompt_param and checker.prompt_param not in given and prompt.strip():
         given[checker.prompt_param] = prompt
     missing = [k for k in checker.params if k not in given]
