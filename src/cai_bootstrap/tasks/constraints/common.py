@@ -12,7 +12,6 @@ from functools import lru_cache
 import pysbd
 from langdetect import DetectorFactory, detect
 from langdetect.lang_detect_exception import LangDetectException
-from nltk.tokenize import RegexpTokenizer
 
 # langdetect samples n-grams at random; a fixed seed makes every verdict reproducible. Google's
 # reference fixes the same seed (0); lm-eval's port leaves it unset, so its verdicts on borderline
@@ -20,7 +19,6 @@ from nltk.tokenize import RegexpTokenizer
 DetectorFactory.seed = 0
 
 WORD_RE = re.compile(r"\w+")
-_WORD_TOKENIZER = RegexpTokenizer(r"\w+")
 # pysbd's rule cascade is roughly quadratic in the length of its input (2,000 sentences: 4 s), so
 # long text is cut into pieces of about this many characters at a sentence-final mark first.
 SENTENCE_CHUNK = 1500
@@ -41,7 +39,15 @@ def ifeval_words(text: str) -> list[str]:
     """Words as IFEval counts them: runs of word characters ("don't" is two words), found by NLTK's
     RegexpTokenizer as the reference does (NLTK >= 3.10 matches with the `regex` engine, whose
     Unicode tables are newer than `re`'s, so `re.findall` would split some rare letters)."""
-    return _WORD_TOKENIZER.tokenize(text)
+    return _word_tokenizer().tokenize(text)
+
+
+@lru_cache(maxsize=1)
+def _word_tokenizer():
+    # Imported on first use: importing nltk loads scipy.stats (seconds), which most commands never need.
+    from nltk.tokenize import RegexpTokenizer
+
+    return RegexpTokenizer(r"\w+")
 
 
 def plain_words(text: str) -> list[str]:

