@@ -224,8 +224,8 @@ __all__ = ["CHECKERS", "Checker", "Param", "Relation", "check", "checker_kwargs"
 
 def check_instruction(instruction, response: str, loose: bool = False) -> list[bool]:
     """`check` for each constraint of an `Instruction`, in order. The one place training answers and
-    evaluation answers are checked, so both see the same arguments (the prompt stands in for
-    prompt_to_repeat, as in IFEval)."""
+    evaluation answers are checked, so both see the same arguments (the prompt stands in for a
+    missing prompt_to_repeat; IFEval's files always give it, and its reference refuses a row without)."""
     return [
         check(c.id, c.kwargs, response, prompt=instruction.prompt, loose=loose)
         for c in instruction.constraints
