@@ -84,7 +84,7 @@ IFEVAL_LANGUAGES = frozenset(
 
 
 def _pattern(name: str, text: str) -> str:
-    """A keyword as the reference reads it: a non-empty regular expression ('c++' is an error)."""
+    """A keyword as the reference reads it: a non-empty regular expression ('c(' is an error)."""
     if not text.strip():
         raise UserError(f"argument {name}={text!r} is empty", "give a word")
     try:
