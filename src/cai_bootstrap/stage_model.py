@@ -12,6 +12,7 @@ from .records import Instruction, PreferencePair
 from .stage_context import StageContext, sig, timeout
 from .steps import evaluate, safety_eval
 from .store import Step, canonical_hash, read_jsonl, sha256_file
+from .tasks.ifeval import SCORER_VERSION
 from .templates import template_hash
 from .training.dpo import run_dpo
 from .training.merge import merge_adapter
@@ -24,6 +25,8 @@ def make_eval(ctx: StageContext, name: str, model_path: Path, tag: str, held_pat
         "model": model_identity(model_path),
         "dtype": ctx.recipe.model.dtype,
         "frame": canonical_hash(frame_fingerprint()),
+        # Outcomes scored by an earlier version of the checkers are not reused.
+        "scorer": SCORER_VERSION,
     }
     st = ctx.step(name, conf, {"heldout": held_path})
     if st.state() != "done":

