@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from cai_bootstrap.records import SFTExample
 from cai_bootstrap.store import write_jsonl
 from cai_bootstrap.tasks import frame
+from cai_bootstrap.training.launch import accelerate_command
+from test_accelerate_configs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,12 +37,9 @@ def test_two_process_ddp_sft_completes(tiny_model_dir, tmp_path):
         "out_dir": str(tmp_path / "ddp"),
     }
     (tmp_path / "job.json").write_text(json.dumps(job))
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "configs/accelerate/ddp_cpu.yaml"), "--num_processes", "2",
-        "-m", "cai_bootstrap.training.launch", "sft", "--config", str(tmp_path / "job.json"), "--quiet",
-    ]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    config = ROOT / "configs/accelerate/ddp_cpu.yaml"
+    cmd = accelerate_command("sft", tmp_path / "job.json", config, 2, free_port())
+    res = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads(res.stdout.strip().splitlines()[-1])
     # 8 examples, 2 per process per step, 2 processes: 2 optimizer steps, i.e. the data was split.
