@@ -26,6 +26,7 @@ CONFIGS = ROOT / "configs" / "accelerate"
 # config -> (distributed_type in the file, the launcher accelerate picks from it)
 EXPECTED = {
     "ddp_cpu.yaml": ("MULTI_GPU", "multi_gpu"),
+    "ddp.yaml": ("MULTI_GPU", "multi_gpu"),
     "fsdp.yaml": ("FSDP", "use_fsdp"),
     "deepspeed_zero2.yaml": ("DEEPSPEED", "use_deepspeed"),
 }
@@ -83,6 +84,7 @@ def test_config_loads_with_accelerate(name):
     assert isinstance(cfg, ClusterConfig)
     assert cfg.distributed_type.value == EXPECTED[name][0]
     assert cfg.compute_environment.value == "LOCAL_MACHINE" and cfg.num_machines == 1
+    assert cfg.use_cpu == (name == "ddp_cpu.yaml")  # only the CPU config keeps the work off the GPUs
     # accelerate copies the nested sections onto its launch options without checking their names,
     # so a misspelt key would be ignored silently: each must be one of `accelerate launch`'s options.
     options = {a.dest for a in launch_command_parser()._actions}
