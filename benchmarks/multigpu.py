@@ -81,7 +81,8 @@ def _job(
         job["examples_path"] = str(data)
     else:
         job.update(pairs_path=str(data), sft_adapter=str(sft_adapter))
-        settings["eval_fraction"] = 0.0
+        # precompute fails across processes (training/launch.py); off everywhere so all runs compute alike
+        settings |= {"eval_fraction": 0.0, "precompute_ref_log_probs": False}
     path = out.with_suffix(".json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(job))
@@ -174,7 +175,9 @@ def throughput(args) -> dict:
         shape = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(args.model))
     c = counts(shape, args.shape)
     variants = [v for v in VARIANTS if v[0] in args.variants.split(",")]
-    res = trainer_levers(args.model, args.work, c, DATASHEET_BF16, args.steps, args.batch, variants)
+    # DPO without the reference precompute, which fails across processes (training/launch.py): each
+    # step runs the reference forward too, so DPO here is slower per step than BENCHMARKS.md run 8.
+    res = trainer_levers(args.model, args.work, c, DATASHEET_BF16, args.steps, args.batch, variants, False)
     out = {"label": args.label, "world_size": int(os.environ.get("WORLD_SIZE", "1")),
            "device": torch.cuda.get_device_name(0), "per_gpu": res}  # fmt: skip
     if os.environ.get("RANK", "0") == "0":

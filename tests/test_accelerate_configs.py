@@ -3,7 +3,9 @@ is read by accelerate's launcher as that config, and each runs in one CPU proces
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import yaml
 from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 
-from cai_bootstrap.errors import StepFailed
+from cai_bootstrap.errors import StepFailed, UserError
 from cai_bootstrap.records import SFTExample
 from cai_bootstrap.store import write_jsonl
 from cai_bootstrap.tasks import frame
@@ -122,8 +124,33 @@ def test_a_backend_other_than_the_requested_one_fails(monkeypatch, tmp_path):
     launch.check_backend_used("DEEPSPEED", result.model_copy(update={"skipped": True}))  # no trainer built
 
 
-def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd)
+def test_dpo_precompute_across_processes_is_refused(tmp_path, monkeypatch):
+    job = launch.DPOJob(pairs_path=tmp_path / "p.jsonl", base_model=tmp_path, out_dir=tmp_path / "dpo")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="precompute_ref_log_probs"):
+        launch.run_job("dpo", job.model_dump_json())  # refused before any file is read
+
+
+def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    # generous: DeepSpeed's first run compiles a C++ op, slow on a busy 2-core machine
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+
+
+# `make venv` installs DeepSpeed here, off the venv's path (Makefile: why).
+DEEPSPEED_SITE = Path(sys.prefix) / "deepspeed-site"
+
+
+def _deepspeed_env() -> dict:
+    if importlib.util.find_spec("deepspeed"):
+        return dict(os.environ)
+    if not (DEEPSPEED_SITE / "deepspeed").is_dir():
+        pytest.skip(f"deepspeed is not installed (make venv puts it in {DEEPSPEED_SITE})")
+    path = os.pathsep.join(filter(None, [str(DEEPSPEED_SITE), os.environ.get("PYTHONPATH")]))
+    # bin/ holds the ninja that DeepSpeed's first run compiles its CPU communication op with
+    return os.environ | {
+        "PYTHONPATH": path,
+        "PATH": f"{DEEPSPEED_SITE / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
 
 
 def test_fsdp_on_cpu_is_refused_before_training(tiny_model_dir, tmp_path):
@@ -144,10 +171,10 @@ def _losses(out: Path) -> list[float]:
 def test_deepspeed_zero2_in_one_cpu_process_matches_plain_training(tiny_model_dir, tmp_path):
     """Slow: DeepSpeed compiles its CPU shared-memory communication op on first use (about 60 s on the
     2-core machine; later runs reuse torch's extension cache and take about 25 s)."""
-    pytest.importorskip("deepspeed", reason="pip install -e '.[deepspeed]'")
+    env = _deepspeed_env()
     job = _job(tmp_path, tiny_model_dir, "zero2")
     cmd = launch.accelerate_command("sft", job, CONFIGS / "deepspeed_zero2.yaml", 1, free_port())
-    res = _run([*cmd, "--quiet"], tmp_path)
+    res = _run([*cmd, "--quiet"], tmp_path, env)
     # exit 0 also means check_backend_used saw the trainer run under DeepSpeed, not plain DDP
     assert res.returncode == 0, res.stderr[-3000:]
     result = TrainResult.model_validate_json(res.stdout.strip().splitlines()[-1])

@@ -116,6 +116,17 @@ def check_backend_used(requested: str | None, result: TrainResult) -> None:
         )
 
 
+def check_dpo_precompute(settings: DPOSettings) -> None:
+    # TRL 1.16 writes the precomputed reference log-probs to a cache file of the dataset; our datasets
+    # live in memory, so each process's file path is in its own temporary folder and every rank but
+    # the first fails to open rank 0's file (tried: 2 CPU processes, FileNotFoundError on rank 1).
+    if settings.precompute_ref_log_probs and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError(
+            "dpo precompute_ref_log_probs does not work across several processes (TRL's cache file)",
+            "set precompute_ref_log_probs: false in the job (the same loss; the reference runs each step)",
+        )
+
+
 def run_job(kind: str, text: str):
     if kind == "sft":
         job = SFTJob.model_validate_json(text)
@@ -123,6 +134,7 @@ def run_job(kind: str, text: str):
             job.settings, job.lora, job.examples_path, job.base_model, job.out_dir, job.dtype, force=job.force
         )
     job = DPOJob.model_validate_json(text)
+    check_dpo_precompute(job.settings)
     return run_dpo(
         job.settings,
         job.lora,
