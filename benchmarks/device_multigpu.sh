@@ -20,7 +20,6 @@
 # then carry ".cache/gguf-parts/part00" with tp-a, part01 with tp-b, and so on (files, never the
 # folder: carrying a folder replaces what earlier calls left in it).
 set -u
-LIMIT=${LIMIT:-560}
 OUT=${OUT:-/tmp/out}
 source benchmarks/device_setup.sh
 python3 -c "import deepspeed" || exit 1
