@@ -159,3 +159,26 @@ def other_tokenizer():
     )
     tok.train_from_iterator(["Tokenizer probe: naive cafe, see https://example.org done."] * 8, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def test_the_holder_builds_the_configured_engine(hf, tiny_model_dir, tmp_path):
+    """model.engine: openai serves model.generator; a model the run trained runs in-process (or stops)."""
+    from cai_bootstrap.config import load_recipe
+    from cai_bootstrap.engines.hf import HFEngine
+    from cai_bootstrap.engines.holder import Engines
+    from tiny import build_tiny_model
+
+    trained = build_tiny_model(tmp_path / "trained", seed=1)
+    with FakeOpenAI(hf) as server:
+        sets = [
+            f"model.generator={tiny_model_dir}",
+            "model.engine=openai",
+            f"model.openai.base_url={server.url}",
+        ]
+        m = load_recipe(None, sets).model
+        engines = Engines("float32", "cpu", 4, settings=m, cache_dir=tmp_path / "cache")
+        assert isinstance(engines.get(tiny_model_dir), openai_engine.OpenAIEngine)
+        assert isinstance(engines.get(trained), HFEngine)
+        strict = load_recipe(None, [*sets, "model.openai.trained_models=error"]).model
+        with pytest.raises(UserError, match="trained_models"):
+            Engines("float32", "cpu", 4, settings=strict).get(trained)

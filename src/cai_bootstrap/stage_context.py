@@ -74,7 +74,10 @@ class StageContext:
             )
 
     def gen_identity(self) -> dict:
-        return {"model": model_identity(self.generator), "dtype": self.recipe.model.dtype}
+        engine = self.recipe.model.engine  # another engine samples differently (hf kept out: old runs resume)
+        return {"model": model_identity(self.generator), "dtype": self.recipe.model.dtype} | (
+            {} if engine == "hf" else {"engine": engine}
+        )
 
 
 class StepTimeout:

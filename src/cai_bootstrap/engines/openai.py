@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,8 +53,10 @@ class OpenAISettings(BaseModel):
         None,
         description="the model name the server knows; null: $CAI_OPENAI_MODEL, else the server's only model",
     )
-    api_key: str | None = Field(
-        None, description="null: $OPENAI_API_KEY, else 'none' (local servers accept any key)"
+    # The key itself never goes in a recipe: the resolved recipe is copied into the run folder.
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="environment variable holding the API key (unset: 'none', as local servers take)",
     )
     max_in_flight: int = Field(8, ge=1, description="requests in flight at once")
     timeout: float = Field(600.0, gt=0, description="seconds per request before the client retries it")
@@ -63,9 +66,8 @@ class OpenAISettings(BaseModel):
         description="the run scores continuations here (judge, filters): a server without prompt "
         "logprobs stops the run at start; false: generation only",
     )
-    trained_models: str = Field(
+    trained_models: Literal["hf", "error"] = Field(
         "hf",
-        pattern="^(hf|error)$",
         description="models this run trains are not on the server: 'hf' runs them in-process with "
         "transformers (logged), 'error' stops the run",
     )
@@ -119,7 +121,7 @@ class OpenAIEngine:
                 "model.engine is openai but no server URL is set",
                 "set model.openai.base_url or $OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)",
             )
-        self.api_key = settings.api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        self.api_key = os.environ.get(settings.api_key_env) or "none"
         self.model = settings.served_model or os.environ.get("CAI_OPENAI_MODEL") or self._only_model()
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
         self.cache = ResultCache(None if cache_dir is None else Path(cache_dir) / f"openai-{name}.jsonl")
