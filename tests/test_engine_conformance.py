@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+import cai_bootstrap.engines.openai as openai_engine  # needs the dev extra's openai client
 from cai_bootstrap.engines import Completion, Sampling
 from cai_bootstrap.errors import StepFailed, UserError
-
-openai_engine = pytest.importorskip("cai_bootstrap.engines.openai")
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import FakeOpenAI
 
 PROMPTS = ["Instruction: Write a note.\nResponse:", "The sea", "List three fruits. Response: apple", "Answer"]
 

@@ -111,7 +111,13 @@ class OpenAIEngine:
     """Generation and scoring on a server that serves the model whose tokenizer is `tokenizer`."""
 
     def __init__(self, settings: OpenAISettings, tokenizer, cache_dir: Path | None = None):
-        import openai  # noqa: F401  (a clear error now rather than at the first request)
+        try:
+            import openai  # noqa: F401  (a clear error now rather than at the first request)
+        except ImportError as e:
+            raise UserError(
+                "model.engine is openai but the openai client is not installed",
+                'pip install "cai-bootstrap[openai]"',
+            ) from e
 
         self.s = settings
         self.tok = tokenizer
