@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cai_bootstrap.engines import Sampling
-from cai_bootstrap.engines.vllm import VLLMEngine, batches_by_tokens, require_vllm, serve
+from cai_bootstrap.engines.vllm import VLLMEngine, batches_by_tokens, gpu_groups, require_vllm, serve
 from cai_bootstrap.errors import StepFailed, UserError
 
 PROMPTS = ["Instruction: Write a note.\nResponse:", "The sea", "List three fruits. Response: apple", "Answer"]
@@ -101,6 +101,13 @@ def _engine(hf, workers: int, budget: int = 64, make=None):
 def test_batches_respect_the_token_budget():
     assert batches_by_tokens([5, 5, 5, 20, 1], 10) == [[0, 1], [2], [3], [4]]
     assert batches_by_tokens([], 10) == []
+
+
+def test_gpu_groups_split_the_visible_gpus():
+    assert gpu_groups(2, 2, None, 4) == ["0,1", "2,3"]
+    assert gpu_groups(1, 2, "3,5,7", 0) == ["3", "5"]
+    with pytest.raises(UserError, match="4 GPUs, 2 visible"):
+        gpu_groups(2, 2, None, 2)
 
 
 def test_scores_by_ids_match_the_hf_engine_over_two_workers(hf):

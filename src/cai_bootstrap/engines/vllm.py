@@ -17,6 +17,7 @@ tokens. The worker loop and the batching are plain functions, unit-tested with a
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 from pathlib import Path
@@ -61,6 +62,18 @@ def require_vllm() -> None:
             f"model.engine is vllm but vLLM cannot be imported ({e})",
             'install the extra: pip install "cai-bootstrap[vllm]" (Linux + CUDA), or set model.engine: hf',
         ) from e
+
+
+def gpu_groups(tp: int, dp: int, visible: str | None, count: int) -> list[str]:
+    """CUDA_VISIBLE_DEVICES of each worker: dp groups of tp consecutive GPUs out of those this
+    process sees (its own CUDA_VISIBLE_DEVICES if set)."""
+    ids = [g.strip() for g in visible.split(",") if g.strip()] if visible else [str(g) for g in range(count)]
+    if tp * dp > len(ids):
+        raise UserError(
+            f"model.vllm needs {tp} x {dp} = {tp * dp} GPUs, {len(ids)} visible",
+            "lower vllm.tensor_parallel_size or vllm.data_parallel_size",
+        )
+    return [",".join(ids[w * tp : (w + 1) * tp]) for w in range(dp)]
 
 
 def _seed(base: int, i: int) -> int:
@@ -174,21 +187,30 @@ class VLLMEngine:
 
     @classmethod
     def start(cls, path: Path, settings: VLLMSettings, dtype: str) -> VLLMEngine:
-        """One spawned worker per GPU group: [0..tp-1], [tp..2tp-1], ..."""
+        """One spawned worker per GPU group (gpu_groups); each loads the model once."""
         require_vllm()
+        import torch
         from transformers import AutoTokenizer
 
+        groups = gpu_groups(
+            settings.tensor_parallel_size,
+            settings.data_parallel_size,
+            os.environ.get("CUDA_VISIBLE_DEVICES"),
+            torch.cuda.device_count(),
+        )
         ctx = mp.get_context("spawn")  # CUDA cannot be re-initialised in a forked child
-        tp, conns, procs = settings.tensor_parallel_size, [], []
-        for w in range(settings.data_parallel_size):
-            gpus = ",".join(str(g) for g in range(w * tp, (w + 1) * tp))
+        conns, procs = [], []
+        for gpus in groups:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=serve, args=(child, _MakeLLM(path, settings, dtype, gpus)), daemon=True)
+            # Not a daemon: vLLM starts processes of its own, which a daemonic process may not.
+            p = ctx.Process(target=serve, args=(child, _MakeLLM(path, settings, dtype, gpus)))
             p.start()
             conns.append(parent)
             procs.append(p)
-        log.info("vllm: %d worker(s) x %d GPU(s) for %s", settings.data_parallel_size, tp, path)
-        return cls(AutoTokenizer.from_pretrained(path), conns, settings.score_token_budget, procs)
+        log.info("vllm: %d worker(s) on GPUs %s for %s", len(groups), groups, path)
+        engine = cls(AutoTokenizer.from_pretrained(path), conns, settings.score_token_budget, procs)
+        atexit.register(engine.close)  # a crash elsewhere must not leave workers holding GPUs
+        return engine
 
     @property
     def tokenizer(self):
