@@ -161,7 +161,8 @@ def other_tokenizer():
 
 
 def test_the_holder_builds_the_configured_engine(hf, tiny_model_dir, tmp_path):
-    """model.engine: openai serves model.generator; a model the run trained runs in-process (or stops)."""
+    """model.engine: openai serves model.generator; a model the run trained, and evaluation, run
+    in-process (or stop the run)."""
     from cai_bootstrap.config import load_recipe
     from cai_bootstrap.engines.hf import HFEngine
     from cai_bootstrap.engines.holder import Engines
@@ -178,6 +179,7 @@ def test_the_holder_builds_the_configured_engine(hf, tiny_model_dir, tmp_path):
         engines = Engines("float32", "cpu", 4, settings=m, cache_dir=tmp_path / "cache")
         assert isinstance(engines.get(tiny_model_dir), openai_engine.OpenAIEngine)
         assert isinstance(engines.get(trained), HFEngine)
+        assert isinstance(engines.get(tiny_model_dir, evaluation=True), HFEngine)  # same engine as trained
         strict = load_recipe(None, [*sets, "model.openai.trained_models=error"]).model
         with pytest.raises(UserError, match="trained_models"):
             Engines("float32", "cpu", 4, settings=strict).get(trained)

@@ -29,7 +29,9 @@ def make_eval(ctx: StageContext, name: str, model_path: Path, tag: str, held_pat
     if st.state() != "done":
         held = read_jsonl(held_path, Instruction)
         with timeout(ctx, "evaluation"):
-            items = evaluate.run(held, ctx.engines.get(model_path), tag, ctx.cfg.eval.max_new_tokens, st)
+            items = evaluate.run(
+                held, ctx.engines.get(model_path, evaluation=True), tag, ctx.cfg.eval.max_new_tokens, st
+            )
         st.finish(items, {"items": len(items)}, {"accuracies": evaluate.accuracies(items)})
     return st
 
@@ -52,7 +54,7 @@ def make_safety(ctx: StageContext, name: str, model_path: Path, tag: str) -> Ste
     st = ctx.step(name, conf, {})
     if st.state() != "done":
         with timeout(ctx, "evaluation"):
-            answers = safety_eval.answer(cfg, ctx.engines.get(model_path))
+            answers = safety_eval.answer(cfg, ctx.engines.get(model_path, evaluation=True))
         result = safety_eval.judge(
             cfg,
             answers,

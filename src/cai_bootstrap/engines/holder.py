@@ -41,35 +41,45 @@ class Engines:
         self.liger_kernels = liger_kernels
         self.settings, self.cache_dir = settings, cache_dir
         self.path: Path | None = None
+        self.kind: str | None = None
         self.engine: Engine | None = None
 
-    def get(self, path: Path) -> Engine:
-        if self.path != path:
+    def get(self, path: Path, evaluation: bool = False) -> Engine:
+        """The engine for `path`; evaluation=True for held-out and safety answers, which compare the
+        base and trained models and so must run both on one engine."""
+        kind = self._kind(path, evaluation)
+        if (self.path, self.kind) != (path, kind):
             self.release()
-            log.info("loading %s (%s, %s)", path, self.dtype, self.device)
-            self.engine = self._load(path)
-            self.path = path
+            log.info("loading %s with %s (%s, %s)", path, kind, self.dtype, self.device)
+            self.engine = self._load(path, kind)
+            self.path, self.kind = path, kind
         return self.engine
 
-    def _load(self, path: Path) -> Engine:
+    def _kind(self, path: Path, evaluation: bool) -> str:
         kind = "hf" if self.settings is None else self.settings.engine
+        if kind != "openai" or (self._served(path) and not evaluation):
+            return kind
+        # The server holds model.generator only: the models this run trains, and evaluation (base and
+        # trained under the same conditions), run in-process, unless the recipe forbids it.
+        if self.settings.openai.trained_models == "error":
+            raise UserError(
+                f"model.engine is openai, which serves {self.settings.generator}, but the run needs {path} "
+                + ("for evaluation, which runs base and trained models alike" if evaluation else ""),
+                "set model.openai.trained_models: hf (in-process) or use model.engine: vllm",
+            )
+        return "hf"
+
+    def _load(self, path: Path, kind: str) -> Engine:
         if kind == "vllm":
             from .vllm import VLLMEngine
 
             return VLLMEngine.start(path, self.settings.vllm, self.dtype)
-        if kind == "openai" and self._served(path):
+        if kind == "openai":
             from transformers import AutoTokenizer
 
             from .openai import OpenAIEngine
 
             return OpenAIEngine(self.settings.openai, AutoTokenizer.from_pretrained(path), self.cache_dir)
-        if kind == "openai" and self.settings.openai.trained_models == "error":
-            raise UserError(
-                f"model.engine is openai, which serves {self.settings.generator}, but the run needs {path}",
-                "serve that model too, or set model.openai.trained_models: hf",
-            )
-        if kind == "openai":
-            log.info("openai serves %s only: %s runs in-process (hf)", self.settings.generator, path)
         return HFEngine.from_path(
             path, self.dtype, self.device, self.batch_size, liger_kernels=self.liger_kernels
         )
@@ -80,7 +90,7 @@ class Engines:
 
     def release(self) -> None:
         if self.engine is not None:
-            engine, self.engine, self.path = self.engine, None, None
+            engine, self.engine, self.path, self.kind = self.engine, None, None, None
             if isinstance(engine, HFEngine):
                 models.free(engine.model)
             elif hasattr(engine, "close"):

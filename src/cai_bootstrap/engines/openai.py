@@ -68,8 +68,8 @@ class OpenAISettings(BaseModel):
     )
     trained_models: Literal["hf", "error"] = Field(
         "hf",
-        description="models this run trains are not on the server: 'hf' runs them in-process with "
-        "transformers (logged), 'error' stops the run",
+        description="what the server does not serve (the models this run trains, and evaluation, which "
+        "runs base and trained models alike): 'hf' runs it in-process with transformers, 'error' stops",
     )
 
 
