@@ -74,10 +74,11 @@ class StageContext:
             )
 
     def gen_identity(self) -> dict:
-        engine = self.recipe.model.engine  # another engine samples differently (hf kept out: old runs resume)
-        return {"model": model_identity(self.generator), "dtype": self.recipe.model.dtype} | (
-            {} if engine == "hf" else {"engine": engine}
-        )
+        return {
+            "model": model_identity(self.generator),
+            "dtype": self.recipe.model.dtype,
+            **self.engines.signature(self.generator),
+        }
 
 
 class StepTimeout:

@@ -24,6 +24,7 @@ def make_eval(ctx: StageContext, name: str, model_path: Path, tag: str, held_pat
         "model": model_identity(model_path),
         "dtype": ctx.recipe.model.dtype,
         "frame": canonical_hash(frame_fingerprint()),
+        **ctx.engines.signature(model_path, evaluation=True),
     }
     st = ctx.step(name, conf, {"heldout": held_path})
     if st.state() != "done":
@@ -50,6 +51,7 @@ def make_safety(ctx: StageContext, name: str, model_path: Path, tag: str) -> Ste
         "constitution": ctx.constitution.digest(),
         "templates": template_hash("safety_judge"),
         "frame": canonical_hash(frame_fingerprint()),
+        **ctx.engines.signature(model_path, evaluation=True),
     }
     st = ctx.step(name, conf, {})
     if st.state() != "done":

@@ -55,6 +55,12 @@ class Engines:
             self.path, self.kind = path, kind
         return self.engine
 
+    def signature(self, path: Path, evaluation: bool = False) -> dict:
+        """What a step's signature records about the engine: another engine samples differently.
+        Empty for hf, so the signatures of runs made before engines could be chosen still match."""
+        kind = self._kind(path, evaluation)
+        return {} if kind == "hf" else {"engine": kind}
+
     def _kind(self, path: Path, evaluation: bool) -> str:
         kind = "hf" if self.settings is None else self.settings.engine
         if kind != "openai" or (self._served(path) and not evaluation):
