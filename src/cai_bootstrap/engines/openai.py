@@ -180,9 +180,9 @@ class OpenAIEngine:
                     await asyncio.gather(*(one(k, b) for k, b in todo))
                 except OpenAIError as e:
                     raise StepFailed(
-                        f"openai server {self.base_url} failed after {self.s.max_retries} retries: "
-                        f"{type(e).__name__}: {e}",
-                        "check the server; answered requests are cached and a re-run resumes",
+                        f"openai server {self.base_url} failed: {type(e).__name__}: {e}",
+                        f"check the server (429, 5xx, timeouts were retried {self.s.max_retries} times); "
+                        "answered requests are cached and a re-run resumes",
                     ) from e
         return [self.cache.data[k] for k in keys]
 
