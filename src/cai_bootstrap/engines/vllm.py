@@ -143,7 +143,10 @@ def serve(conn, make_llm) -> None:
     conn.send(("ready", None))
     ops = {"generate": generate_shard, "score": score_shard}
     while True:
-        op, args = conn.recv()
+        try:
+            op, args = conn.recv()
+        except EOFError:  # the parent is gone: exit, which frees the GPUs
+            return
         if op == "close":
             return
         try:
