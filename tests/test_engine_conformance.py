@@ -84,7 +84,7 @@ def test_faults_are_retried_and_change_nothing(hf):
 
 
 def test_requests_in_flight_are_bounded(hf):
-    with FakeOpenAI(hf, native_n=False, delay=0.05) as server:
+    with FakeOpenAI(hf, native_n=False, delay=0.2) as server:
         engine = _openai(server, hf.tok, max_in_flight=3)
         assert not engine.capabilities.native_n
         server.max_in_flight = 0
