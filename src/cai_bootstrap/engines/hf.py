@@ -144,9 +144,9 @@ class HFEngine:
         ]
 
     def _finish(self, row: list[int], text: str, sampling: Sampling) -> str:
-        """Finish reason "length" iff the row ran to max_new_tokens without EOS or a stop string. A row that ended
-        earlier is followed by padding (pad or EOS ids) up to the batch's width, so its last id is
-        one of those; a row that ran out ends on an ordinary token at column max_new_tokens - 1."""
+        """Finish reason: "length" iff the row ran to max_new_tokens without EOS or a stop string.
+        A row that ended earlier is followed by padding (pad or EOS ids) up to the batch's width, so
+        its last id is one of those; a row that ran out ends on an ordinary token at the last column."""
         if len(row) < sampling.max_new_tokens or any(s in text for s in sampling.stop):
             return "stop"
         eos = self.model.generation_config.eos_token_id
