@@ -183,3 +183,12 @@ def test_the_holder_builds_the_configured_engine(hf, tiny_model_dir, tmp_path):
         strict = load_recipe(None, [*sets, "model.openai.trained_models=error"]).model
         with pytest.raises(UserError, match="trained_models"):
             Engines("float32", "cpu", 4, settings=strict).get(trained)
+
+
+def test_the_request_cache_survives_a_torn_last_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    cache = openai_engine.ResultCache(path)
+    cache.put("a", [["x", "stop"]])
+    with path.open("a") as f:
+        f.write('{"key": "b", "val')  # killed mid-write
+    assert openai_engine.ResultCache(path).data == {"a": [["x", "stop"]]}
