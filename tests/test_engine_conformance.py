@@ -191,4 +191,7 @@ def test_the_request_cache_survives_a_torn_last_line(tmp_path):
     cache.put("a", [["x", "stop"]])
     with path.open("a") as f:
         f.write('{"key": "b", "val')  # killed mid-write
-    assert openai_engine.ResultCache(path).data == {"a": [["x", "stop"]]}
+    again = openai_engine.ResultCache(path)
+    assert again.data == {"a": [["x", "stop"]]}
+    again.put("c", 1.5)
+    assert openai_engine.ResultCache(path).data == {"a": [["x", "stop"]], "c": 1.5}

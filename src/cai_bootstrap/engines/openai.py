@@ -79,7 +79,11 @@ class ResultCache:
     def __init__(self, path: Path | None):
         self.path, self.data = path, {}
         if path is not None and path.exists():
-            for line in path.read_text().splitlines():
+            text = path.read_text()
+            if text and not text.endswith("\n"):  # a torn last line: later appends start on a new one
+                with path.open("a") as f:
+                    f.write("\n")
+            for line in text.splitlines():
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
