@@ -94,3 +94,22 @@ def test_logprobs_match_a_full_forward(engine, prompts, conts):
 def test_count_tokens_matches_the_ids_a_continuation_gets(engine):
     text = " wide and blue"
     assert engine.count_tokens(text) == len(engine.tok(text, add_special_tokens=False).input_ids) > 0
+
+
+def test_finish_reason_says_length_only_when_the_budget_ran_out(engine):
+    from cai_bootstrap.engines import Completion
+
+    free = engine.generate(PROMPTS, Sampling(max_new_tokens=6))
+    assert all(isinstance(c, Completion) and c.finish_reason == "length" for row in free for c in row)
+    stop = free[0][0][1:3]
+    cut = engine.generate(PROMPTS[:1], Sampling(max_new_tokens=6, stop=[stop]))[0][0]
+    assert cut.finish_reason == "stop" and stop not in cut
+
+
+def test_scoring_token_ids_equals_scoring_their_text(engine):
+    p, c = PROMPTS[0], " apple pie"
+    ids_p, ids_c = engine.input_ids_for(p), engine.tok(c, add_special_tokens=False).input_ids
+    text = engine.logprobs([p, p], [c, " B"])
+    ids = engine.logprobs([ids_p, ids_p], [ids_c, engine.tok(" B", add_special_tokens=False).input_ids])
+    assert ids == pytest.approx(text, abs=1e-5)
+    assert engine.tokenizer is engine.tok and engine.capabilities.prompt_logprobs

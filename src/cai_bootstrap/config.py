@@ -13,6 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .canary import CanarySettings
+from .engines.openai import OpenAISettings
+from .engines.vllm import VLLMSettings
 from .errors import UserError
 from .steps.critique import CritiqueSettings
 from .steps.judge import JudgeSettings
@@ -77,6 +79,13 @@ class ModelSettings(_Strict):
         description="a fixed judge model for every stage (avoids a model grading itself into collapse); "
         "null = each stage's input model judges",
     )
+    engine: Literal["hf", "openai", "vllm"] = Field(
+        "hf",
+        description="what generates and scores: hf (transformers in-process), openai (an OpenAI-compatible "
+        "server serving model.generator, see model.openai), vllm (vLLM in worker processes, see model.vllm)",
+    )
+    openai: OpenAISettings = Field(default_factory=OpenAISettings, description="used when engine is openai")
+    vllm: VLLMSettings = Field(default_factory=VLLMSettings, description="used when engine is vllm")
 
     def resolved_device(self) -> str:
         if self.device != "auto":

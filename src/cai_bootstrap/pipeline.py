@@ -121,7 +121,9 @@ def run(recipe: Recipe, force: bool = False, stages: list[int] | None = None) ->
             if chosen[0].stage == recipe.stages[0].stage
             else _previous_model(run_dir, chosen[0].stage)
         )
-        engines = Engines(m.dtype, m.resolved_device(), m.batch_size, m.liger_kernels, m.canary)
+        engines = Engines(
+            m.dtype, m.resolved_device(), m.batch_size, m.liger_kernels, m, run_dir / "engine_cache"
+        )
         for cfg in chosen:
             log.info("stage %d: generator %s", cfg.stage, generator)
             ctx = StageContext(

@@ -74,7 +74,11 @@ class StageContext:
             )
 
     def gen_identity(self) -> dict:
-        return {"model": model_identity(self.generator), "dtype": self.recipe.model.dtype}
+        return {
+            "model": model_identity(self.generator),
+            "dtype": self.recipe.model.dtype,
+            **self.engines.signature(self.generator),
+        }
 
 
 class StepTimeout:

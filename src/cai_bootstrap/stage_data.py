@@ -154,6 +154,7 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         "judge": sig(ctx.cfg.judge),
         "constitution": ctx.constitution.digest(),
         "judge_model": model_identity(ctx.judge),
+        **ctx.engines.signature(ctx.judge),
         "templates": template_hash("judge"),
     }
     inputs = {

@@ -27,12 +27,15 @@ def make_eval(ctx: StageContext, name: str, model_path: Path, tag: str, held_pat
         "frame": canonical_hash(frame_fingerprint()),
         # Outcomes scored by an earlier version of the checkers are not reused.
         "scorer": SCORER_VERSION,
+        **ctx.engines.signature(model_path, evaluation=True),
     }
     st = ctx.step(name, conf, {"heldout": held_path})
     if st.state() != "done":
         held = read_jsonl(held_path, Instruction)
         with timeout(ctx, "evaluation"):
-            items = evaluate.run(held, ctx.engines.get(model_path), tag, ctx.cfg.eval.max_new_tokens, st)
+            items = evaluate.run(
+                held, ctx.engines.get(model_path, evaluation=True), tag, ctx.cfg.eval.max_new_tokens, st
+            )
         st.finish(items, {"items": len(items)}, {"accuracies": evaluate.accuracies(items)})
     return st
 
@@ -51,11 +54,12 @@ def make_safety(ctx: StageContext, name: str, model_path: Path, tag: str) -> Ste
         "constitution": ctx.constitution.digest(),
         "templates": template_hash("safety_judge"),
         "frame": canonical_hash(frame_fingerprint()),
+        **ctx.engines.signature(model_path, evaluation=True),
     }
     st = ctx.step(name, conf, {})
     if st.state() != "done":
         with timeout(ctx, "evaluation"):
-            answers = safety_eval.answer(cfg, ctx.engines.get(model_path))
+            answers = safety_eval.answer(cfg, ctx.engines.get(model_path, evaluation=True))
         result = safety_eval.judge(
             cfg,
             answers,

@@ -14,11 +14,24 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 
 from ..kernels import apply_layer_kernels
 from ..log import log, progress
-from . import Sampling
+from . import (
+    Capabilities,
+    Completion,
+    Sampling,
+    Scored,
+    continuation_ids,
+    cut_at_stop,
+    input_ids_for,
+    prompt_ids,
+)
 from .fastdecode import FastDecoder, TextStop
+
+__all__ = ["HFEngine", "cut_at_stop"]  # cut_at_stop lives in engines/ now; kept importable from here
 
 
 class HFEngine:
+    capabilities = Capabilities(prompt_logprobs=True, native_n=True, token_ids=True)
+
     def __init__(self, model, tokenizer, batch_size: int = 8, liger_kernels: bool = False):
         self.model = model
         self.tok = tokenizer
@@ -51,10 +64,12 @@ class HFEngine:
         model, tok = load(Path(path), dtype=dtype, device=device, canary=canary)
         return cls(model, tok, batch_size=batch_size, liger_kernels=liger_kernels)
 
+    @property
+    def tokenizer(self):
+        return self.tok
+
     def input_ids_for(self, text: str) -> list[int]:
-        ids = self.tok(text, add_special_tokens=False).input_ids
-        bos = self.tok.bos_token_id
-        return ([bos] if bos is not None else []) + ids
+        return input_ids_for(self.tok, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tok(text, add_special_tokens=False).input_ids)
@@ -70,7 +85,7 @@ class HFEngine:
         return ids.to(self.device), mask.to(self.device)
 
     @torch.inference_mode()
-    def generate(self, prompts: list[str], sampling: Sampling) -> list[list[str]]:
+    def generate(self, prompts: list[str], sampling: Sampling) -> list[list[Completion]]:
         """n continuations per prompt; each cut before its first stop string.
 
         Rows are sorted by prompt length (long first) so each batch pads little; the RNG is seeded
@@ -79,7 +94,7 @@ class HFEngine:
         encoded = [self.input_ids_for(p) for p in prompts]
         rows = [(i, j) for i in range(len(prompts)) for j in range(sampling.n)]
         rows.sort(key=lambda r: (-len(encoded[r[0]]), r))
-        out: list[list[str]] = [[""] * sampling.n for _ in prompts]
+        out: list[list[Completion]] = [[Completion("", "stop")] * sampling.n for _ in prompts]
         torch.manual_seed(sampling.seed)
         with progress("generating", len(rows)) as advance:
             for start in range(0, len(rows), self.batch_size):
@@ -90,7 +105,7 @@ class HFEngine:
                 advance(len(batch))
         return out
 
-    def _generate_batch(self, seqs: list[list[int]], sampling: Sampling) -> list[str]:
+    def _generate_batch(self, seqs: list[list[int]], sampling: Sampling) -> list[Completion]:
         ids, mask = self._left_pad(seqs)
         greedy = sampling.temperature == 0.0
         # Sampling runs in our NucleusSampler under greedy decoding (see its docstring for why).
@@ -125,11 +140,26 @@ class HFEngine:
             )
             new = gen[:, ids.shape[1] :]
         texts = self.tok.batch_decode(new, skip_special_tokens=True)
-        return [cut_at_stop(t, sampling.stop) for t in texts]
+        return [
+            Completion(cut_at_stop(t, sampling.stop), self._finish(row, t, sampling))
+            for row, t in zip(new.tolist(), texts, strict=True)
+        ]
+
+    def _finish(self, row: list[int], text: str, sampling: Sampling) -> str:
+        """Finish reason: "length" iff the row ran to max_new_tokens without EOS or a stop string.
+        A row that ended earlier is followed by padding (pad or EOS ids) up to the batch's width, so
+        its last id is one of those; a row that ran out ends on an ordinary token at the last column."""
+        if len(row) < sampling.max_new_tokens or any(s in text for s in sampling.stop):
+            return "stop"
+        eos = self.model.generation_config.eos_token_id
+        ends = {self.tok.pad_token_id, self.tok.eos_token_id}
+        ends |= set([] if eos is None else [eos] if isinstance(eos, int) else eos)
+        return "stop" if row[-1] in ends else "length"
 
     @torch.inference_mode()
-    def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
-        """Sum of log p(continuation tokens | prompt), batched by length.
+    def logprobs(self, prompts: list[Scored], continuations: list[Scored]) -> list[float]:
+        """Sum of log p(continuation tokens | prompt), batched by length. Text or token ids
+        (engines.Scored); ids are taken as given, so ids-in gives exactly the ids' score.
 
         One-token continuations of the same prompt (a judge's " A" and " B", a critic's " Yes" and
         " No") share one forward: the distribution after the prompt scores all of them.
@@ -139,8 +169,8 @@ class HFEngine:
         rows: list[tuple[list[int], int, list[tuple[int, int]]]] = []  # ids, n scored, (k, token)s
         shared: dict[tuple[int, ...], int] = {}
         for k, (p, c) in enumerate(zip(prompts, continuations, strict=True)):
-            p_ids = self.input_ids_for(p)
-            c_ids = self.tok(c, add_special_tokens=False).input_ids
+            p_ids = prompt_ids(self.tok, p)
+            c_ids = continuation_ids(self.tok, c)
             if len(c_ids) == 1 and (row := shared.get(tuple(p_ids))) is not None:
                 rows[row][2].append((k, c_ids[0]))
                 continue
@@ -167,16 +197,6 @@ class HFEngine:
                 elif n:
                     scores[members[0][0]] = float(token_logp[b, token_logp.shape[1] - n :].sum())
         return scores
-
-
-def cut_at_stop(text: str, stops: list[str]) -> str:
-    """Text before the earliest stop string (HF stops after the token that completes one)."""
-    cut = len(text)
-    for s in stops:
-        k = text.find(s)
-        if k != -1:
-            cut = min(cut, k)
-    return text[:cut]
 
 
 def supports_fast_decode(model) -> bool:

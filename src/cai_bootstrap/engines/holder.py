@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from .. import models
+from ..errors import UserError
 from ..log import log
 from ..store import canonical_hash, sha256_file
+from . import Engine
 from .hf import HFEngine
 
 
@@ -24,29 +26,89 @@ def model_identity(path: Path) -> str:
 class Engines:
     """Holds at most one loaded model; asking for another frees the first (one model at a time)."""
 
-    def __init__(self, dtype: str, device: str, batch_size: int, liger_kernels: bool = False, canary=None):
+    def __init__(
+        self,
+        dtype: str,
+        device: str,
+        batch_size: int,
+        liger_kernels: bool = False,
+        settings=None,
+        cache_dir: Path | None = None,
+        canary=None,
+    ):
+        """settings: the recipe's ModelSettings (engine kind and per-engine settings; None: hf);
+        cache_dir: where the openai engine keeps answered requests (a killed step resumes);
+        canary: the model canary's settings (default: settings.canary, else the defaults)."""
         self.dtype, self.device, self.batch_size = dtype, device, batch_size
-        self.liger_kernels, self.canary = liger_kernels, canary
+        self.liger_kernels = liger_kernels
+        self.settings, self.cache_dir = settings, cache_dir
+        self.canary = canary if canary is not None else getattr(settings, "canary", None)
         self.path: Path | None = None
-        self.engine: HFEngine | None = None
+        self.kind: str | None = None
+        self.engine: Engine | None = None
 
-    def get(self, path: Path) -> HFEngine:
-        if self.path != path:
+    def get(self, path: Path, evaluation: bool = False) -> Engine:
+        """The engine for `path`; evaluation=True for held-out and safety answers, which compare the
+        base and trained models and so must run both on one engine."""
+        kind = self._kind(path, evaluation)
+        if (self.path, self.kind) != (path, kind):
             self.release()
-            log.info("loading %s (%s, %s)", path, self.dtype, self.device)
-            self.engine = HFEngine.from_path(
-                path,
-                self.dtype,
-                self.device,
-                self.batch_size,
-                liger_kernels=self.liger_kernels,
-                canary=self.canary,
-            )
-            self.path = path
+            log.info("loading %s with %s (%s, %s)", path, kind, self.dtype, self.device)
+            self.engine = self._load(path, kind)
+            self.path, self.kind = path, kind
         return self.engine
+
+    def signature(self, path: Path, evaluation: bool = False) -> dict:
+        """What a step's signature records about the engine: another engine samples differently.
+        Empty for hf, so the signatures of runs made before engines could be chosen still match."""
+        kind = self._kind(path, evaluation)
+        return {} if kind == "hf" else {"engine": kind}
+
+    def _kind(self, path: Path, evaluation: bool) -> str:
+        kind = "hf" if self.settings is None else self.settings.engine
+        if kind != "openai" or (self._served(path) and not evaluation):
+            return kind
+        # The server holds model.generator only: the models this run trains, and evaluation (base and
+        # trained under the same conditions), run in-process, unless the recipe forbids it.
+        if self.settings.openai.trained_models == "error":
+            raise UserError(
+                f"model.engine is openai, which serves {self.settings.generator}, but the run needs {path} "
+                + ("for evaluation, which runs base and trained models alike" if evaluation else ""),
+                "set model.openai.trained_models: hf (in-process) or use model.engine: vllm",
+            )
+        return "hf"
+
+    def _load(self, path: Path, kind: str) -> Engine:
+        if kind == "vllm":
+            from .vllm import VLLMEngine
+
+            return VLLMEngine.start(path, self.settings.vllm, self.dtype)
+        if kind == "openai":
+            from transformers import AutoTokenizer
+
+            from .openai import OpenAIEngine
+
+            return OpenAIEngine(self.settings.openai, AutoTokenizer.from_pretrained(path), self.cache_dir)
+        # The model canary (canary.py) runs inside the in-process load. vLLM and openai engines load the
+        # weights elsewhere: the openai engine checks its tokenizer against the server's instead.
+        return HFEngine.from_path(
+            path,
+            self.dtype,
+            self.device,
+            self.batch_size,
+            liger_kernels=self.liger_kernels,
+            canary=self.canary,
+        )
+
+    def _served(self, path: Path) -> bool:
+        """The server serves model.generator; models this run trains (and other judges) are not on it."""
+        return Path(path).resolve() == models.resolve(self.settings.generator).resolve()
 
     def release(self) -> None:
         if self.engine is not None:
-            engine, self.engine, self.path = self.engine, None, None
-            models.free(engine.model)
+            engine, self.engine, self.path, self.kind = self.engine, None, None, None
+            if isinstance(engine, HFEngine):
+                models.free(engine.model)
+            elif hasattr(engine, "close"):
+                engine.close()  # vllm: ends its worker processes, which frees their GPU memory
             del engine

@@ -28,10 +28,6 @@ def run(cfg, instructions: list[Instruction], engine: Engine, step: Step, seed: 
             seed=seed * 100_003 + index,
         )
         texts = engine.generate([frame.prompt(i.prompt) for i in chunk], sampling)
-        # An answer that stopped at a stop string is shorter than the limit by at least the stop's
-        # tokens; one that re-encodes to (about) the limit ran out of tokens. Re-encoding may differ
-        # from the generated ids by a token, hence the margin of one.
-        limit = cfg.max_new_tokens - 1
         out = []
         for ins, samples in zip(chunk, texts, strict=True):
             for j, raw in enumerate(samples):
@@ -45,7 +41,7 @@ def run(cfg, instructions: list[Instruction], engine: Engine, step: Step, seed: 
                         text=text,
                         passed=passed,
                         all_passed=bool(passed) and all(passed),
-                        truncated=engine.count_tokens(raw) >= limit,
+                        truncated=raw.finish_reason == "length",  # the engine says why it ended
                     )
                 )
         return out
