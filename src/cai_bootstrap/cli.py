@@ -91,10 +91,12 @@ def run(
         chosen = [
             s.stage for s in cfg.stages if s.stage >= from_stage and (chosen is None or s.stage in chosen)
         ]
+    # --resume DIR continues exactly DIR, whatever the working directory and the saved run.name.
+    run_dir = resume.resolve() if resume is not None else cfg.run_dir().resolve()
     try:
-        run_pipeline(cfg, force=force, stages=chosen)
+        run_pipeline(cfg, force=force, stages=chosen, run_dir=run_dir)
     finally:
-        report = cfg.run_dir() / "report.md"
+        report = run_dir / "report.md"
         if report.exists():
             out.print(f"report: {report}  (and {report.with_suffix('.html')})")
 
