@@ -51,18 +51,23 @@ def _rounds(ctx: StageContext, base: Progress) -> tuple[list[RoundResult], Round
     With no gate configured every round up to max_rounds runs (a drop still stops)."""
     done: list[RoundResult] = []
     times: list = []
-    base_eval = base.folders["eval_base"] / "records.jsonl"
+    base_eval = base.folders.get("eval_base", Path()) / "records.jsonl"
     for r in range(1, ctx.cfg.max_rounds + 1):
         rctx = for_round(ctx, r, at(ctx.run_dir, done[-1].model) if done else ctx.base)
-        result, progress = run_round(rctx, base)
-        times += step_times(rctx, plan(rctx)[1], progress)
+        result, round_times = run_round(rctx, base)
+        times += round_times
         info = _judge_round(rctx, base_eval, result)
         done.append(info)
         log.info("stage %d round %d: %s %.1f%%", ctx.cfg.stage, r, ctx.cfg.gate.metric, 100 * info.score)
         if info.gate.passed and info.gate.configured:
             return done, info, "gate passed", times
         if len(done) > 1 and info.score < done[-2].score:
-            return done, done[-2], f"held-out score dropped in round {r}; round {r - 1}'s model is kept", times
+            return (
+                done,
+                done[-2],
+                f"held-out score dropped in round {r}; round {r - 1}'s model is kept",
+                times,
+            )
     if not done[-1].gate.configured:
         return done, done[-1], f"no gate configured: outcome recorded after {len(done)} round(s)", times
     return done, done[-1], f"max_rounds ({ctx.cfg.max_rounds}) reached", times

@@ -14,6 +14,7 @@ A step's signature hashes, and only hashes:
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 from collections.abc import Callable
@@ -36,7 +37,12 @@ def package_root() -> Path:
 
 def resource_hash(rel: str) -> str:
     """sha256 of a packaged file, or of every file under a packaged folder (names and bytes)."""
-    path = package_root() / rel
+    return _resource_hash(package_root(), rel)
+
+
+@functools.cache  # packaged files do not change while a process runs; tests edit them and clear it
+def _resource_hash(root: Path, rel: str) -> str:
+    path = root / rel
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
         return canonical_hash({str(p.relative_to(path)): sha256_file(p) for p in files})

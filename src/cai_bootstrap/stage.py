@@ -32,6 +32,14 @@ STEPS: dict[int, tuple[list[StepSpec], list[StepSpec]]] = {
     6: (BASELINE, ROUND),
 }
 
+# Stage settings no step reads: the pipeline applies them to the steps' results on every run.
+NOT_IN_STEPS: dict[str, str] = {
+    "stage": "names the stage folder; steps that depend on the stage kind hash it in `extra`",
+    "max_rounds": "how many rounds run; each round's steps are cached on their own",
+    "gate": "decided afresh from the evaluations on every run, nothing is cached",
+    "eval.ifeval_files": "each file is its own import and evaluation steps (`external_steps`)",
+}
+
 
 def plan(ctx: StageContext) -> tuple[list[StepSpec], list[StepSpec]]:
     """(baseline steps, round steps) of this stage, with one step per extra IFEval file."""
@@ -88,7 +96,7 @@ def baseline(ctx: StageContext) -> Progress:
     return done
 
 
-def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, Progress]:
+def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[StepTime]]:
     """One round: instructions, answers, critique, pairs, SFT, DPO, merge, held-out evaluations."""
     t0 = time.time()
     specs = plan(ctx)
@@ -101,12 +109,14 @@ def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, Progress]
         model=rel(ctx.run_dir, done.folders["model"]),
         trained_eval=rel(ctx.run_dir, done.folders["eval"] / "records.jsonl"),
         safety=rel(ctx.run_dir, done.folders["safety"]) if safety else None,
-        external={"base": _accuracies(done, specs[0], "_base"), "trained": _accuracies(done, specs[1], "_trained")},
+        external={
+            "base": _accuracies(done, specs[0], "_base"),
+            "trained": _accuracies(done, specs[1], "_trained"),
+        },
         seconds=round(time.time() - t0, 1),
     )
-    return result, done
+    return result, step_times(ctx, specs[1], done)
 
 
 def for_round(ctx: StageContext, r: int, generator: Path) -> StageContext:
     return replace(ctx, round=r, generator=generator)
-

@@ -30,6 +30,7 @@ KINDS: dict[int, StageKind] = {
     6: StageKind(STAGE_TITLES[6]),
 }
 
+
 @dataclass(frozen=True)
 class StageContext:
     """One stage of one run, for one round (round 0: the stage's baseline steps). `base` is the stage's

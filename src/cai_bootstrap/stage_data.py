@@ -43,7 +43,10 @@ def earlier_answers(ctx: StageContext, split: str) -> list[tuple[Instruction, st
             ins = {i.id: i for i in read_jsonl(path.parent.parent / "heldout" / "records.jsonl", Instruction)}
             out += [(ins[e.instruction_id], e.response, e.all_strict) for e in read_jsonl(path, EvalItem)]
         else:
-            ins = {i.id: i for i in read_jsonl(path.parent.parent / "instructions" / "records.jsonl", Instruction)}
+            ins = {
+                i.id: i
+                for i in read_jsonl(path.parent.parent / "instructions" / "records.jsonl", Instruction)
+            }
             out += [(ins[r.instruction_id], r.text, r.all_passed) for r in read_jsonl(path, Response)]
     return out
 

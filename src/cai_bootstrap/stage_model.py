@@ -41,7 +41,12 @@ def _sft(ctx: StageContext, st, inputs, models) -> Done:
         ctx.engines.release()
         examples = inputs["pairs"] / "sft.jsonl"
         res = run_sft(
-            ctx.cfg.sft, ctx.cfg.lora, examples, models["base"], st.folder / "train", ctx.recipe.model.train_dtype
+            ctx.cfg.sft,
+            ctx.cfg.lora,
+            examples,
+            models["base"],
+            st.folder / "train",
+            ctx.recipe.model.train_dtype,
         )
     return _train_counts(res)
 
@@ -100,7 +105,9 @@ def _merge(ctx: StageContext, st, inputs, models) -> Done:
         "base_model": str(base),
         "base_identity": model_identity(base),
         "adapters": [str(a) for a in adapters],
-        "data": {k: sha256_file(inputs["pairs"] / f) for k, f in (("sft", "sft.jsonl"), ("pairs", "records.jsonl"))},
+        "data": {
+            k: sha256_file(inputs["pairs"] / f) for k, f in (("sft", "sft.jsonl"), ("pairs", "records.jsonl"))
+        },
     }
     # Saved in the evaluation precision: the next stage and the evaluation load it that way anyway.
     merge_adapter(base, adapters[-1], st.folder, lineage, dtype=ctx.recipe.model.dtype)
@@ -145,7 +152,9 @@ EVAL = StepSpec(
     timeout="evaluation",
     extra=_eval_extra,
 )
-EVAL_BASE = dataclasses.replace(EVAL, name="eval_base", reads=("heldout",), models={"evaluated": "base"}, in_round=False)
+EVAL_BASE = dataclasses.replace(
+    EVAL, name="eval_base", reads=("heldout",), models={"evaluated": "base"}, in_round=False
+)
 
 
 def _safety(ctx: StageContext, st, inputs, models) -> Done:
@@ -180,7 +189,9 @@ SAFETY = StepSpec(
     timeout="evaluation",
     extra=lambda ctx: {"constitution": ctx.constitution.digest(), "dtype": ctx.recipe.model.dtype},
 )
-SAFETY_BASE = dataclasses.replace(SAFETY, name="safety_base", reads=(), models={"evaluated": "base", "judge": "judge"}, in_round=False)
+SAFETY_BASE = dataclasses.replace(
+    SAFETY, name="safety_base", reads=(), models={"evaluated": "base", "judge": "judge"}, in_round=False
+)
 
 
 def external_steps(ctx: StageContext) -> tuple[list[StepSpec], list[StepSpec]]:

@@ -93,7 +93,9 @@ def step_rows(run_dir: Path) -> list[dict]:
         baseline, round_steps = plan(ctx)
         digests: dict[str, str] = {}
         rows += [_row(s, ctx, digests, running) for s in baseline]
-        begun = [int(p.name.removeprefix("round")) for p in ctx.stage_dir.glob("round*") if p.name[5:].isdigit()]
+        begun = [
+            int(p.name.removeprefix("round")) for p in ctx.stage_dir.glob("round*") if p.name[5:].isdigit()
+        ]
         for r in range(1, max([1, *begun]) + 1):
             rctx = replace(ctx, round=r)
             mine = dict(digests)

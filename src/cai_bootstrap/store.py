@@ -9,6 +9,7 @@ appended to `shards/part-*.jsonl`; a killed step resumes from them with no dupli
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -84,6 +85,7 @@ def read_jsonl(path: Path, schema: type[T]) -> list[T]:
     return out
 
 
+@functools.cache  # asked for by every manifest; installed versions do not change within a process
 def library_versions() -> dict[str, str]:
     names = ["cai-bootstrap", "torch", "transformers", "peft", "trl", "accelerate", "datasets"]
     out = {}
@@ -95,6 +97,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
@@ -116,7 +119,12 @@ class Step:
     STARTED = "started.json"
 
     def __init__(
-        self, folder: Path, config: dict | None = None, inputs: dict[str, Path] | None = None, *, signature=None
+        self,
+        folder: Path,
+        config: dict | None = None,
+        inputs: dict[str, Path] | None = None,
+        *,
+        signature=None,
     ):
         self.folder = Path(folder)
         inputs = inputs or {}
@@ -207,12 +215,23 @@ class Step:
         files = {}
         for pattern in outputs:
             for p in sorted(self.folder.glob(pattern)):
-                if p.is_file() and p.name not in ("manifest.json", self.STARTED) and "shards" not in p.relative_to(self.folder).parts:
-                    files[str(p.relative_to(self.folder))] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+                if (
+                    p.is_file()
+                    and p.name not in ("manifest.json", self.STARTED)
+                    and "shards" not in p.relative_to(self.folder).parts
+                ):
+                    files[str(p.relative_to(self.folder))] = {
+                        "sha256": sha256_file(p),
+                        "size": p.stat().st_size,
+                    }
         return files
 
     def finish(
-        self, records: list[BaseModel] | None, counts: dict, extra: dict | None = None, outputs=("records.jsonl",)
+        self,
+        records: list[BaseModel] | None,
+        counts: dict,
+        extra: dict | None = None,
+        outputs=("records.jsonl",),
     ) -> dict:
         """Write records (if any), then the manifest last (vouching for `outputs`); drop the shards."""
         if records is not None:

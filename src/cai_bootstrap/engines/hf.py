@@ -18,6 +18,15 @@ from . import Sampling
 from .fastdecode import FastDecoder, TextStop
 
 
+def input_ids_for(tokenizer, text: str) -> list[int]:
+    """A completion-mode prompt's ids: BOS (when the tokenizer has one), then the text's tokens, no
+    other special token, whatever the tokenizer adds by default. Generation, scoring and training
+    (training/data.py) all tokenise prompts with this one function."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    bos = tokenizer.bos_token_id
+    return ([bos] if bos is not None else []) + ids
+
+
 class HFEngine:
     def __init__(self, model, tokenizer, batch_size: int = 8, liger_kernels: bool = False):
         self.model = model
@@ -50,9 +59,7 @@ class HFEngine:
         return cls(model, tok, batch_size=batch_size, liger_kernels=liger_kernels)
 
     def input_ids_for(self, text: str) -> list[int]:
-        ids = self.tok(text, add_special_tokens=False).input_ids
-        bos = self.tok.bos_token_id
-        return ([bos] if bos is not None else []) + ids
+        return input_ids_for(self.tok, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tok(text, add_special_tokens=False).input_ids)

@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+
 class LoraSettings(BaseModel):
     """Which LoRA adapter to train, and whether to load the frozen base in 4 or 8 bits (QLoRA)."""
 
@@ -104,7 +105,6 @@ class DPOLossType(StrEnum):
     APO_DOWN = "apo_down"
     DISCOPOP = "discopop"
     SIGMOID_NORM = "sigmoid_norm"  # length-normalised sigmoid
-
 
 
 class DPOSettings(_Common):

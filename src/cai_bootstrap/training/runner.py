@@ -22,9 +22,9 @@ import torch
 from ..errors import UserError
 from ..kernels import liger_kernels
 from ..log import log
+from ..runner import model_identity, signed
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
-from ..runner import model_identity, signed
 from .config import LoraSettings, TrainResult
 from .lora import resolve_bf16
 
@@ -36,7 +36,9 @@ def signature(settings, lora: LoraSettings, data: Path, dtype: str, models: dict
     """(data sha256, config hash) of a run: what changes the trained weights, nothing else. The same
     settings rule (`signed`) and model identity as every step's signature (cai_bootstrap/runner.py)."""
     inputs = {k: model_identity(v) if v is not None else None for k, v in models.items()}
-    config_hash = canonical_hash({"settings": signed(settings), "lora": signed(lora), "dtype": dtype, **inputs})
+    config_hash = canonical_hash(
+        {"settings": signed(settings), "lora": signed(lora), "dtype": dtype, **inputs}
+    )
     return sha256_file(data), config_hash
 
 
