@@ -185,7 +185,8 @@ def status(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
 
     table = Table("step", "state", "counts", "seconds")
     for row in step_rows(run_dir):
-        table.add_row(row["step"], row["state"], json.dumps(row["counts"]), str(row["seconds"]))
+        state = f"{row['state']}: {row['why']}" if row["state"] in ("damaged", "stale") else row["state"]
+        table.add_row(row["step"], state, json.dumps(row["counts"]), str(row["seconds"]))
     out.print(table)
 
 

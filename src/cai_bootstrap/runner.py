@@ -25,9 +25,7 @@ from pydantic import BaseModel
 
 from .errors import StepFailed, UserError
 from .log import log
-from .store import CACHE_VERSION, Step, canonical_hash, sha256_file
-
-STATES = ("done", "stale", "damaged", "running", "failed", "not started")
+from .store import CACHE_VERSION, STATES, State, Step, canonical_hash, sha256_file, step_state  # noqa: F401
 
 
 def package_root() -> Path:
@@ -115,45 +113,6 @@ class Done:
     records: list | None
     counts: dict
     extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class State:
-    name: str  # one of STATES
-    why: str = ""
-    manifest: dict | None = None
-
-
-def _damage(folder: Path, files: dict) -> str:
-    for rel, rec in files.items():
-        p = folder / rel
-        if not p.is_file():
-            return f"{rel} is missing"
-        if p.stat().st_size != rec["size"] or sha256_file(p) != rec["sha256"]:
-            return f"{rel} does not match its manifest (size or sha256)"
-    return ""
-
-
-def step_state(folder: Path, signature: str | None, running: bool = False) -> State:
-    """The one rule. done: manifest intact, every vouched-for file matches, signature equal (or not
-    asked); stale: intact but made from other settings, models, resources or inputs; damaged: the
-    manifest is unreadable or a file it vouches for is missing or changed; running/failed: begun, not
-    finished (the run lock is held / is not); not started: nothing begun."""
-    path = folder / "manifest.json"
-    if not path.exists():
-        if (folder / Step.STARTED).exists() or (folder / "shards").exists():
-            return State("running" if running else "failed", "begun, not finished")
-        return State("not started")
-    try:
-        m = json.loads(path.read_text())
-        files, sig = dict(m["files"]), str(m["signature"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return State("damaged", "manifest.json is unreadable or cut off")
-    if why := _damage(folder, files):
-        return State("damaged", why, m)
-    if signature is not None and sig != signature:
-        return State("stale", "its settings, models, resources or inputs changed since it was made", m)
-    return State("done", "", m)
 
 
 def result_digest(spec: StepSpec, manifest: dict) -> str:

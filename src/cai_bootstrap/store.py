@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -149,15 +150,7 @@ class Step:
     def shard_dir(self) -> Path:
         return self.folder / "shards"
 
-    def manifest(self) -> dict | None:
-        """The manifest if the step is done (intact, every vouched-for file unchanged), else None."""
-        from .runner import step_state
-
-        return step_state(self.folder, None).manifest if self.state() == "done" else None
-
     def state(self, running: bool = False) -> str:
-        from .runner import step_state
-
         return step_state(self.folder, self.signature, running).name
 
     def reset(self) -> None:
@@ -258,6 +251,48 @@ class Step:
             shutil.rmtree(self.shard_dir)
         (self.folder / self.STARTED).unlink(missing_ok=True)
         return manifest
+
+
+STATES = ("done", "stale", "damaged", "running", "failed", "not started")
+
+
+@dataclass
+class State:
+    name: str  # one of STATES
+    why: str = ""
+    manifest: dict | None = None
+
+
+def _damage(folder: Path, files: dict) -> str:
+    for rel, rec in files.items():
+        p = folder / rel
+        if not p.is_file():
+            return f"{rel} is missing"
+        if p.stat().st_size != rec["size"] or sha256_file(p) != rec["sha256"]:
+            return f"{rel} does not match its manifest (size or sha256)"
+    return ""
+
+
+def step_state(folder: Path, signature: str | None, running: bool = False) -> State:
+    """The one rule. done: manifest intact, every vouched-for file matches, signature equal (or not
+    asked); stale: intact but made from other settings, models, resources or inputs; damaged: the
+    manifest is unreadable or a file it vouches for is missing or changed; running/failed: begun, not
+    finished (the run lock is held / is not); not started: nothing begun."""
+    path = folder / "manifest.json"
+    if not path.exists():
+        if (folder / Step.STARTED).exists() or (folder / "shards").exists():
+            return State("running" if running else "failed", "begun, not finished")
+        return State("not started")
+    try:
+        m = json.loads(path.read_text())
+        files, sig = dict(m["files"]), str(m["signature"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return State("damaged", "manifest.json is unreadable or cut off")
+    if why := _damage(folder, files):
+        return State("damaged", why, m)
+    if signature is not None and sig != signature:
+        return State("stale", "its settings, models, resources or inputs changed since it was made", m)
+    return State("done", "", m)
 
 
 class RunLock:
