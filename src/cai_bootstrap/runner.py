@@ -199,7 +199,10 @@ def run_step(spec: StepSpec, ctx, inputs: dict[str, Path], models: dict[str, Pat
     if state.name == "done":
         log.info("skip %s (done, signature matches)", st.folder.relative_to(ctx.run_dir))
         return state.manifest
-    _prepare(spec, st, state, ctx, any(inputs[r] in ctx.remade for r in spec.reads))
+    # A step whose input or model was remade in this invocation (damaged, deleted or forced) is
+    # expected to be stale: it is redone without --force.
+    used = [*(inputs[r] for r in spec.reads), *models.values()]
+    _prepare(spec, st, state, ctx, any(p in ctx.remade for p in used))
     st.begin()
     seconds = getattr(ctx.recipe.run.timeouts, spec.timeout) if spec.timeout else None
     with StepTimeout(spec.timeout or spec.name, seconds):
