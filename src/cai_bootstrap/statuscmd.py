@@ -82,6 +82,10 @@ def step_rows(run_dir: Path) -> list[dict]:
     from .stage import plan
 
     run_dir = Path(run_dir).resolve()
+    if not run_dir.exists():
+        raise UserError(
+            f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart"
+        )
     if not (run_dir / "config.resolved.yaml").is_file():
         raise UserError(
             f"{run_dir} is not a run folder (no config.resolved.yaml)",
