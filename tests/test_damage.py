@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cai_bootstrap.cli import app
+from cai_bootstrap.stage import plan
 from cai_bootstrap.stage_model import MODEL, SFT
-from cai_bootstrap.statuscmd import step_rows
+from cai_bootstrap.statuscmd import _context, step_rows
 from test_pipeline import _recipe
 
 
@@ -129,3 +130,39 @@ def test_resume_and_status_from_other_directories(finished, tmp_path, monkeypatc
     assert answers[0] == answers[1] == answers[2]
     assert all(r["state"] == "done" for r in answers[0])
     assert _manifests(run) == before
+
+
+def _dependants(run: Path, step: str) -> set[str]:
+    """`step` and every step that reads its results or uses it as a model, by the declarations."""
+    ctx = _context(run)[0]
+    baseline, rnd = plan(ctx)
+    folders = {s.name: f"stage1/{s.name}" for s in baseline} | {
+        s.name: f"stage1/round1/{s.name}" for s in rnd
+    }
+    out, grew = {step}, True
+    while grew:
+        grew = False
+        for spec in baseline + rnd:
+            uses = {folders[n] for n in [*spec.reads, *spec.models.values()] if n in folders}
+            if folders[spec.name] not in out and uses & out:
+                out.add(folders[spec.name])
+                grew = True
+    return out
+
+
+@pytest.mark.slow  # redoes a round from the answers on (~40 s on 2 CPU cores)
+def test_forced_setting_change_redoes_exactly_the_step_and_its_dependants(finished, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = _manifests(run)
+    setting = ["--set", "stages.0.responses.temperature=0.5"]
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet", *setting])
+    assert res.exit_code == 2 and "round1/responses is stale" in res.output
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet", "--force", *setting])
+    assert res.exit_code == 0, res.output
+    after = _manifests(run)
+    redone = {k for k in before if after[k] != before[k]}
+    affected = _dependants(run, "stage1/round1/responses")
+    assert "stage1/round1/responses" in redone and redone <= affected
+    assert "stage1/round1/instructions" not in affected and "stage1/eval_base" not in affected
+    assert all(r["state"] == "done" for r in step_rows(run))
