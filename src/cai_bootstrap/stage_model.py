@@ -211,11 +211,11 @@ def external_steps(ctx: StageContext) -> tuple[list[StepSpec], list[StepSpec]]:
             extra=lambda ctx, path=path: {"file": sha256_file(path), "stage": ctx.cfg.stage},
             in_round=False,
         )
-        reads = {"heldout": name}
+        held = {"heldout": name}  # the evaluation's run reads this file's import as its held-out set
         base = dataclasses.replace(EVAL_BASE, name=f"{name}_base", reads=(name,))
         trained = dataclasses.replace(EVAL, name=f"{name}_trained", reads=(name, "model"))
-        baseline += [imp, _renamed(base, reads)]
-        rounds.append(_renamed(trained, reads))
+        baseline += [imp, _renamed(base, held)]
+        rounds.append(_renamed(trained, held))
     return baseline, rounds
 
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import StepFailed, UserError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: manifests vouch for files; signatures from step declarations (runner.py)
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -287,7 +287,7 @@ def step_state(folder: Path, signature: str | None, running: bool = False) -> St
         m = json.loads(path.read_text())
         files, sig = dict(m["files"]), str(m["signature"])
     except (OSError, ValueError, KeyError, TypeError):
-        return State("damaged", "manifest.json is unreadable or cut off")
+        return State("damaged", "manifest.json is unreadable, cut off or from an older version")
     if why := _damage(folder, files):
         return State("damaged", why, m)
     if signature is not None and sig != signature:

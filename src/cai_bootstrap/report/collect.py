@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from ..records import EvalItem
 from ..results import StageResult, at
@@ -94,7 +95,11 @@ def _title(summary: StageResult) -> str:
 def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
     if not (folder / "stage.json").exists():
         return StageReport(stage=int(folder.name.removeprefix("stage")), title="not finished")
-    summary = StageResult.read(folder / "stage.json")
+    try:
+        summary = StageResult.read(folder / "stage.json")
+    except ValidationError:
+        title = "stage.json is from an older cai-bootstrap: run the stage again to report it"
+        return StageReport(stage=int(folder.name.removeprefix("stage")), title=title)
     chosen = summary.chosen
     r1 = folder / f"round{summary.chosen_round}"
     pairs_m = _json(r1 / "pairs" / "manifest.json") or {}
