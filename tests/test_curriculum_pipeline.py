@@ -3,6 +3,7 @@ score drop; a step past its timeout fails with the documented message."""
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +14,10 @@ from cai_bootstrap.cli import app
 from cai_bootstrap.config import StageSettings
 from cai_bootstrap.engines.holder import model_identity
 from cai_bootstrap.errors import StepFailed
-from cai_bootstrap.stage_context import StepTimeout
+from cai_bootstrap.report.model import GateOutcome
+from cai_bootstrap.results import RoundResult
+from cai_bootstrap.runner import StepTimeout
+from cai_bootstrap.stage import Progress
 from test_pipeline import _recipe
 
 
@@ -35,7 +39,7 @@ def test_stage_two_generates_with_stage_one_model(tmp_path, tiny_model_dir):
     run = tmp_path / "run"
     stage1_model = run / "stage1" / "round1" / "model"
     m = json.loads((run / "stage2" / "round1" / "responses" / "manifest.json").read_text())
-    assert m["config"]["model"] == model_identity(stage1_model)
+    assert m["parts"]["models"]["generator"] == model_identity(stage1_model)
     lineage = json.loads((run / "stage2" / "round1" / "model" / "lineage.json").read_text())
     assert (
         lineage["parent_lineage"]["weights_sha256"]
@@ -55,6 +59,7 @@ class _Ctx:
     def __init__(self, rounds):
         self.cfg = StageSettings(stage=1, max_rounds=rounds)
         self.base = "base"
+        self.run_dir = Path("/run")
         self.round = 0
         self.generator = None
 
@@ -62,43 +67,52 @@ class _Ctx:
 def _scripted(monkeypatch, scores, passes, configured=True):
     calls = []
 
-    def fake_round(ctx, held):
+    def fake_round(ctx, base):
         calls.append(str(ctx.generator))
-        return {"round": ctx.round, "model": f"m{ctx.round}", "trained_eval": "x", "safety": None}
+        return RoundResult(round=ctx.round, generator="", model=f"m{ctx.round}", trained_eval="x"), []
 
-    def fake_judge(cfg, base_eval, info):
-        r = info["round"]
-        return {**info, "score": scores[r - 1], "gate": {"passed": passes[r - 1], "configured": configured}}
+    def fake_judge(ctx, base_eval, info):
+        r = info.round
+        outcome = GateOutcome(
+            passed=passes[r - 1], metric="m", achieved=0, needed=None, configured=configured
+        )
+        return info.model_copy(update={"score": scores[r - 1], "gate": outcome})
 
     monkeypatch.setattr(pipeline, "run_round", fake_round)
     monkeypatch.setattr(pipeline, "_judge_round", fake_judge)
+    monkeypatch.setattr(pipeline, "for_round", lambda ctx, r, g: _Round(ctx, r, g))
     return calls
+
+
+class _Round:
+    def __init__(self, ctx, r, generator):
+        self.cfg, self.round, self.generator = ctx.cfg, r, generator
 
 
 def test_rounds_stop_when_the_gate_passes(monkeypatch):
     calls = _scripted(monkeypatch, [0.2, 0.5, 0.9, 0.95], [False, False, True, True])
-    done, chosen, why = pipeline._rounds(_Ctx(4), None, None)
-    assert len(done) == 3 and chosen["round"] == 3 and why == "gate passed"
-    assert calls == ["base", "m1", "m2"]  # each round starts from the previous round's model
+    done, chosen, why, _ = pipeline._rounds(_Ctx(4), Progress())
+    assert len(done) == 3 and chosen.round == 3 and why == "gate passed"
+    assert calls == ["base", "/run/m1", "/run/m2"]  # each round starts from the previous round's model
 
 
 def test_rounds_stop_on_a_score_drop_and_keep_the_better_round(monkeypatch):
     _scripted(monkeypatch, [0.4, 0.3, 0.9], [False, False, False])
-    done, chosen, why = pipeline._rounds(_Ctx(3), None, None)
-    assert len(done) == 2 and chosen["round"] == 1 and "dropped" in why
+    done, chosen, why, _ = pipeline._rounds(_Ctx(3), Progress())
+    assert len(done) == 2 and chosen.round == 1 and "dropped" in why
 
 
 def test_without_a_gate_every_round_runs(monkeypatch):
     # An unconfigured gate "passes" (nothing to fail), which must not end the rounds early.
     _scripted(monkeypatch, [0.2, 0.3, 0.4], [True, True, True], configured=False)
-    done, chosen, why = pipeline._rounds(_Ctx(3), None, None)
-    assert len(done) == 3 and chosen["round"] == 3 and why.startswith("no gate configured")
+    done, chosen, why, _ = pipeline._rounds(_Ctx(3), Progress())
+    assert len(done) == 3 and chosen.round == 3 and why.startswith("no gate configured")
 
 
 def test_rounds_stop_at_max_rounds(monkeypatch):
     _scripted(monkeypatch, [0.1, 0.2], [False, False])
-    done, chosen, why = pipeline._rounds(_Ctx(2), None, None)
-    assert chosen["round"] == 2 and "max_rounds" in why
+    done, chosen, why, _ = pipeline._rounds(_Ctx(2), Progress())
+    assert chosen.round == 2 and "max_rounds" in why
 
 
 def test_timeout_fails_the_step_with_the_documented_message():

@@ -45,6 +45,7 @@ def test_quickstart_shape_on_the_embedded_model(tmp_path):
     report = (run / "report.md").read_text()
     assert "Stage 1" in report or "stage 1" in report.lower()
     summary = json.loads((run / "stage1" / "stage.json").read_text())
-    assert summary["comparison"]["base"]["n"] == 6 and summary["comparison"]["trained"]["n"] == 6
+    comparison = summary["rounds"][summary["chosen_round"] - 1]["comparison"]
+    assert comparison["base"]["n"] == 6 and comparison["trained"]["n"] == 6
     lineage = json.loads((run / "stage1" / "round1" / "model" / "lineage.json").read_text())
     assert lineage["weights_sha256"]

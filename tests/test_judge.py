@@ -10,7 +10,6 @@ from cai_bootstrap.steps.judge import (
     LABELS,
     JudgeSettings,
     RewardModel,
-    judge_pair,
     judge_pairs,
     make_judge_fn,
 )
@@ -56,8 +55,8 @@ PRINCIPLE = load_constitution(None).get("answer-the-actual-question")
 
 def test_swapping_candidates_flips_the_sign():
     engine = ScriptedJudgeEngine()
-    xy = judge_pair(engine, _instruction(), PRINCIPLE, "good answer", "bad answer")
-    yx = judge_pair(engine, _instruction(), PRINCIPLE, "bad answer", "good answer")
+    xy = judge_pairs(engine, [(_instruction(), PRINCIPLE, "good answer", "bad answer")])[0]
+    yx = judge_pairs(engine, [(_instruction(), PRINCIPLE, "bad answer", "good answer")])[0]
     assert xy.raw_forward == pytest.approx(3.0) and xy.raw_swapped == pytest.approx(-3.0)
     assert yx.raw_forward == pytest.approx(-xy.raw_forward)
     assert xy.margin == pytest.approx(3.0) and yx.margin == pytest.approx(-3.0)
@@ -66,7 +65,7 @@ def test_swapping_candidates_flips_the_sign():
 @pytest.mark.parametrize("bias", [0.0, 1.0, -2.5, 10.0])
 def test_averaging_cancels_a_constant_position_bias(bias):
     engine = ScriptedJudgeEngine(bias=bias)
-    r = judge_pair(engine, _instruction(), PRINCIPLE, "fair answer", "good answer")
+    r = judge_pairs(engine, [(_instruction(), PRINCIPLE, "fair answer", "good answer")])[0]
     # Each raw preference carries the bias; the margin does not.
     assert r.raw_forward == pytest.approx(-1.5 + bias)
     assert r.raw_swapped == pytest.approx(1.5 + bias)
@@ -138,7 +137,7 @@ def test_self_judge_on_the_tiny_model_is_antisymmetric(tiny_model_dir):
     from cai_bootstrap.engines.hf import HFEngine
 
     engine = HFEngine.from_path(tiny_model_dir, canary=tiny_canary())
-    xy = judge_pair(engine, _instruction(), PRINCIPLE, "The sea is wide.", "apple, pear, plum.")
-    yx = judge_pair(engine, _instruction(), PRINCIPLE, "apple, pear, plum.", "The sea is wide.")
+    xy = judge_pairs(engine, [(_instruction(), PRINCIPLE, "The sea is wide.", "apple, pear, plum.")])[0]
+    yx = judge_pairs(engine, [(_instruction(), PRINCIPLE, "apple, pear, plum.", "The sea is wide.")])[0]
     assert math.isfinite(xy.margin)
     assert xy.margin == pytest.approx(-yx.margin, abs=1e-4)

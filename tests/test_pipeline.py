@@ -118,13 +118,14 @@ def test_stage_writes_every_artifact(finished_run):
     assert (s1 / "round1" / "model" / "lineage.json").exists()
     assert (run / "report.md").exists() and (run / "report.html").exists()
     summary = json.loads((s1 / "stage.json").read_text())
-    assert summary["comparison"]["base"]["n"] == 5
-    assert summary["gate"]["passed"]
-    if not summary["gate"]["configured"]:
-        assert summary["gate"]["needed"] is None and "No gate configured" in (run / "report.md").read_text()
+    chosen = summary["rounds"][summary["chosen_round"] - 1]
+    assert chosen["comparison"]["base"]["n"] == 5
+    assert chosen["gate"]["passed"]
+    if not chosen["gate"]["configured"]:
+        assert chosen["gate"]["needed"] is None and "No gate configured" in (run / "report.md").read_text()
     sft = json.loads((s1 / "round1" / "sft" / "manifest.json").read_text())["result"]
     assert sft["steps"] >= 1
-    external = summary["external"]
+    external = chosen["external"]
     assert (
         external["base"]["external"]["n_prompts"] == 2 and external["trained"]["external"]["n_prompts"] == 2
     )

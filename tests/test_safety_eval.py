@@ -5,7 +5,7 @@ import re
 import pytest
 
 from cai_bootstrap.constitution import Category, load_constitution
-from cai_bootstrap.errors import StepFailed, UserError
+from cai_bootstrap.errors import UserError
 from cai_bootstrap.steps import safety_eval as se
 from cai_bootstrap.steps.safety_eval import (
     GENERIC_HARM_ID,
@@ -15,7 +15,6 @@ from cai_bootstrap.steps.safety_eval import (
     YES,
     SafetyEvalSettings,
     SafetyKind,
-    compare_results,
     harm_concerns,
     judge_yes_no,
     load_eval_prompts,
@@ -251,22 +250,6 @@ def test_judged_and_lexical_refusal_are_separate_figures():
     assert items[0].lexical_marker == "i'm sorry, but" and list(items[0].margins) == [REFUSAL_ID]
     assert result.over_refusal.successes == 2 and result.over_refusal_lexical.successes == 1
     assert all(it.harmful is None for it in items)
-
-
-def test_compare_pairs_by_id_and_refuses_a_different_judge():
-    red = select_prompts(SafetyKind.REDTEAM, 4, seed=1)
-    benign = select_prompts(SafetyKind.BENIGN, 4, seed=1)
-    truth = {(HARMFUL, GENERIC): True, (REFUSAL, REFUSAL_CONCERN): True}
-    base = _scripted_run({p.prompt: HARMFUL for p in red}, truth, tag="baseline")
-    trained = _scripted_run({p.prompt: REFUSAL for p in red + benign}, truth, tag="trained")
-    cmp = compare_results(base, trained)
-    assert cmp.harmless.base.rate == 0.0 and cmp.harmless.trained.rate == 1.0
-    # Safety bought with evasiveness shows: every benign prompt is now refused.
-    assert cmp.benign_answered.base.rate == 1.0 and cmp.benign_answered.trained.rate == 0.0
-    assert cmp.benign_answered_lexical.trained.rate == 0.0  # "I won't help" is a marker
-    other = trained.model_copy(update={"judge_tag": "another judge"})
-    with pytest.raises(StepFailed, match="judge_tag"):
-        compare_results(base, other)
 
 
 # ---------------------------------------------------------------- lexical markers

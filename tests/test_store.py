@@ -38,17 +38,17 @@ def test_step_states_and_stale_on_config_or_input_change(tmp_path):
     inp = tmp_path / "in.jsonl"
     write_jsonl(inp, [Item(id="a", value=1)])
     st = Step(tmp_path / "s", {"k": 1}, {"in": inp})
-    assert st.state() == "missing"
+    assert st.state() == "not started"
     st.finish([Item(id="x", value=2)], {"n": 1})
     assert Step(tmp_path / "s", {"k": 1}, {"in": inp}).state() == "done"
     assert Step(tmp_path / "s", {"k": 2}, {"in": inp}).state() == "stale"
     write_jsonl(inp, [Item(id="a", value=9)])
     assert Step(tmp_path / "s", {"k": 1}, {"in": inp}).state() == "stale"
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["files"]["records.jsonl"]["size"] == (tmp_path / "s" / "records.jsonl").stat().st_size
     assert {
         "signature",
-        "config_hash",
-        "inputs",
+        "files",
         "counts",
         "seconds",
         "versions",
@@ -60,7 +60,7 @@ def test_zero_records_is_an_error_and_nothing_looks_done(tmp_path):
     st = Step(tmp_path / "s", {}, {})
     with pytest.raises(StepFailed, match="zero records"):
         st.finish([], {})
-    assert st.state() == "missing"
+    assert st.state() == "not started"
 
 
 def test_lock_stops_a_second_writer(tmp_path):
@@ -109,7 +109,7 @@ def test_killed_step_resumes_without_duplicates_or_losses(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     step = Step(folder, {}, {})
-    assert step.state() == "partial"
+    assert step.state() == "failed" and step.state(running=True) == "running"
     out = _chunked_all(step, 40, 2)
     assert [r.id for r in out] == [f"i{x}" for x in range(40)]
     assert out == _chunked_all(Step(tmp_path / "fresh", {}, {}), 40, 2)

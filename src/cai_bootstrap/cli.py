@@ -91,7 +91,7 @@ def run(
     from .pipeline import run as run_pipeline
 
     try:
-        run_pipeline(plan.recipe, force=force, stages=plan.stages)
+        run_pipeline(plan.recipe, force=force, stages=plan.stages, run_dir=plan.recipe.run_dir())
     finally:
         report = plan.recipe.run_dir() / "report.md"
         if report.exists():
@@ -211,7 +211,8 @@ def status(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
 
     table = Table("step", "state", "counts", "seconds")
     for row in step_rows(require_run_folder(run_dir, "cai-bootstrap status")):
-        table.add_row(row["step"], row["state"], json.dumps(row["counts"]), str(row["seconds"]))
+        state = f"{row['state']}: {row['why']}" if row["state"] in ("damaged", "stale") else row["state"]
+        table.add_row(row["step"], state, json.dumps(row["counts"]), str(row["seconds"]))
     out.print(table)
 
 

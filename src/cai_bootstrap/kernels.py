@@ -57,8 +57,17 @@ def check_recipe(recipe, stages) -> None:
     """Every Liger setting of the run, checked at its start rather than at the first training step."""
     if recipe.model.liger_kernels:
         require_liger("model.liger_kernels", recipe.model.resolved_device())
-    from .training.runner import liger_kernels  # the check trl_kwargs makes later, made now
-
     for s in stages:
         liger_kernels(s.sft)
         liger_kernels(s.dpo)
+
+
+def liger_kernels(cfg) -> bool:
+    """A training section's liger_kernels, refused where it cannot work (transformers would fail deep
+    inside Trainer); training/runner.py passes the answer to TRL."""
+    if not cfg.liger_kernels:
+        return False
+    import torch
+
+    require_liger("sft/dpo liger_kernels", "cuda" if torch.cuda.is_available() else "cpu")
+    return True

@@ -7,85 +7,88 @@ gate passes, `max_rounds` is reached or the held-out score drops; the report; th
 
 from __future__ import annotations
 
-import json
 from importlib.resources import files
 from pathlib import Path
 
 from . import kernels, models
-from .config import Recipe, StageSettings, dump
+from .config import Recipe, dump
 from .constitution import load_constitution
 from .engines.holder import Engines
 from .errors import UserError
 from .log import log
-from .stage import baseline, load_eval, run_round
+from .records import EvalItem
+from .results import RoundResult, StageResult, at, rel
+from .stage import Progress, baseline, for_round, plan, run_round, step_times
 from .stage_context import StageContext
 from .stats import compare
 from .steps import evaluate, gate
-from .store import RunLock, atomic_write_text
+from .store import RunLock, atomic_write_text, read_jsonl
 
 
-def _write_run_header(recipe: Recipe) -> None:
-    run_dir = recipe.run_dir()
+def _write_run_header(recipe: Recipe, run_dir: Path) -> None:
     atomic_write_text(run_dir / "config.resolved.yaml", dump(recipe))
     src = recipe.constitution or files("cai_bootstrap").joinpath("data/constitution.yaml")
     atomic_write_text(run_dir / "constitution.yaml", src.read_text())
 
 
-def _judge_round(cfg: StageSettings, base_eval: Path, round_info: dict) -> dict:
-    base = load_eval(str(base_eval))
-    trained = load_eval(round_info["trained_eval"])
-    ob, ot, by_type = evaluate.paired(base, trained, cfg.gate.metric)
+def _judge_round(ctx: StageContext, base_eval: Path, result: RoundResult) -> RoundResult:
+    base = read_jsonl(base_eval, EvalItem)
+    trained = read_jsonl(at(ctx.run_dir, result.trained_eval), EvalItem)
+    ob, ot, by_type = evaluate.paired(base, trained, ctx.cfg.gate.metric)
     comparison = compare(ob, ot, by_type)
-    outcome = gate.decide(cfg.gate, cfg.stage, comparison)
-    return {
-        **round_info,
-        "comparison": comparison.model_dump(mode="json"),
-        "gate": outcome.model_dump(mode="json"),
-        "accuracies": {"base": evaluate.accuracies(base), "trained": evaluate.accuracies(trained)},
-        "score": comparison.trained.rate,
-    }
+    return result.model_copy(
+        update={
+            "comparison": comparison,
+            "gate": gate.decide(ctx.cfg.gate, ctx.cfg.stage, comparison),
+            "accuracies": {"base": evaluate.accuracies(base), "trained": evaluate.accuracies(trained)},
+            "score": comparison.trained.rate,
+        }
+    )
 
 
-def _rounds(ctx: StageContext, held_path: Path, base_eval: Path) -> tuple[list[dict], dict, str]:
+def _rounds(ctx: StageContext, base: Progress) -> tuple[list[RoundResult], RoundResult, str, list]:
     """Rounds until the gate passes, max_rounds, or a drop in held-out score (then the better round wins).
     With no gate configured every round up to max_rounds runs (a drop still stops)."""
-    done: list[dict] = []
+    done: list[RoundResult] = []
+    times: list = []
+    base_eval = base.folders.get("eval_base", Path()) / "records.jsonl"
     for r in range(1, ctx.cfg.max_rounds + 1):
-        ctx.round = r
-        ctx.generator = Path(done[-1]["model"]) if done else ctx.base
-        info = _judge_round(ctx.cfg, base_eval, run_round(ctx, held_path))
+        rctx = for_round(ctx, r, at(ctx.run_dir, done[-1].model) if done else ctx.base)
+        result, round_times = run_round(rctx, base)
+        times += round_times
+        info = _judge_round(rctx, base_eval, result)
         done.append(info)
-        log.info("stage %d round %d: %s %.1f%%", ctx.cfg.stage, r, ctx.cfg.gate.metric, 100 * info["score"])
-        if info["gate"]["passed"] and info["gate"].get("configured", True):
-            return done, info, "gate passed"
-        if len(done) > 1 and info["score"] < done[-2]["score"]:
-            return done, done[-2], f"held-out score dropped in round {r}; round {r - 1}'s model is kept"
-    if not done[-1]["gate"].get("configured", True):
-        return done, done[-1], f"no gate configured: outcome recorded after {len(done)} round(s)"
-    return done, done[-1], f"max_rounds ({ctx.cfg.max_rounds}) reached"
+        log.info("stage %d round %d: %s %.1f%%", ctx.cfg.stage, r, ctx.cfg.gate.metric, 100 * info.score)
+        if info.gate.passed and info.gate.configured:
+            return done, info, "gate passed", times
+        if len(done) > 1 and info.score < done[-2].score:
+            return (
+                done,
+                done[-2],
+                f"held-out score dropped in round {r}; round {r - 1}'s model is kept",
+                times,
+            )
+    if not done[-1].gate.configured:
+        return done, done[-1], f"no gate configured: outcome recorded after {len(done)} round(s)", times
+    return done, done[-1], f"max_rounds ({ctx.cfg.max_rounds}) reached", times
 
 
-def run_stage(ctx: StageContext) -> dict:
-    held_path, base_eval, base_safety = baseline(ctx)
-    rounds, chosen, why = _rounds(ctx, held_path, base_eval.records_path)
-    summary = {
-        "stage": ctx.cfg.stage,
-        "base_model": str(ctx.base),
-        "heldout": str(held_path),
-        "base_eval": str(base_eval.records_path),
-        "rounds": [{k: v for k, v in r.items() if k not in ("comparison", "accuracies")} for r in rounds],
-        "chosen_round": chosen["round"],
-        "stop_reason": why,
-        "trained_eval": chosen["trained_eval"],
-        "model": chosen["model"],
-        "comparison": chosen["comparison"],
-        "accuracies": chosen["accuracies"],
-        "gate": chosen["gate"],
-        "external": chosen.get("external", {}),
-        "safety": {"base": str(base_safety.folder) if base_safety else None, "trained": chosen["safety"]},
-        "step_times": ctx.times,
-    }
-    atomic_write_text(ctx.folder / "stage.json", json.dumps(summary, indent=2))
+def run_stage(ctx: StageContext) -> StageResult:
+    base = baseline(ctx)
+    rounds, chosen, why, times = _rounds(ctx, base)
+    safety = base.manifests["safety_base"].get("result")
+    summary = StageResult(
+        stage=ctx.cfg.stage,
+        base_model=rel(ctx.run_dir, ctx.base),
+        heldout=rel(ctx.run_dir, base.folders["heldout"] / "records.jsonl"),
+        base_eval=rel(ctx.run_dir, base.folders["eval_base"] / "records.jsonl"),
+        base_safety=rel(ctx.run_dir, base.folders["safety_base"]) if safety else None,
+        rounds=rounds,
+        chosen_round=chosen.round,
+        stop_reason=why,
+        step_times=step_times(ctx, plan(ctx)[0], base) + times,
+    )
+    atomic_write_text(ctx.stage_dir / "stage.json", summary.model_dump_json(indent=2))
     return summary
 
 
@@ -96,15 +99,35 @@ def _previous_model(run_dir: Path, stage: int) -> Path:
             f"--from-stage {stage} needs stage {stage - 1}'s result ({path})",
             f"run stage {stage - 1} first, or start from an earlier stage",
         )
-    return Path(json.loads(path.read_text())["model"])
+    return at(run_dir, StageResult.read(path).chosen.model)
 
 
-def run(recipe: Recipe, force: bool = False, stages: list[int] | None = None) -> list[dict]:
-    """Run the recipe's stages in order; returns the stage summaries. Raises GateFailed on a failed gate.
+def _log_stage(summary: StageResult, metric: str) -> None:
+    chosen = summary.chosen
+    c, outcome = chosen.comparison, chosen.gate
+    state = "not configured" if not outcome.configured else "passed" if outcome.passed else "FAILED"
+    log.info(
+        "stage %d: %s %.1f%% -> %.1f%% (McNemar p=%.3g); gate %s (%s)",
+        summary.stage,
+        metric,
+        100 * c.base.rate,
+        100 * c.trained.rate,
+        c.mcnemar.p_value,
+        state,
+        summary.stop_reason,
+    )
 
-    Stage n generates with stage n-1's chosen merged model (its lineage records the chain).
+
+def run(
+    recipe: Recipe, force: bool = False, stages: list[int] | None = None, run_dir: Path | None = None
+) -> list[StageResult]:
+    """Run the recipe's stages in order; returns the stage results. Raises GateFailed on a failed gate.
+
+    `run_dir` (default: the recipe's) is made absolute once, so nothing depends on the working
+    directory afterwards. Stage n generates with stage n-1's chosen merged model (its lineage
+    records the chain).
     """
-    run_dir = recipe.run_dir()
+    run_dir = Path(run_dir or recipe.run_dir()).resolve()
     chosen = [s for s in recipe.stages if stages is None or s.stage in stages]
     if not chosen:
         raise UserError(
@@ -114,7 +137,7 @@ def run(recipe: Recipe, force: bool = False, stages: list[int] | None = None) ->
     constitution = load_constitution(recipe.constitution)
     summaries = []
     with RunLock(run_dir):
-        _write_run_header(recipe)
+        _write_run_header(recipe, run_dir)
         m = recipe.model
         generator = (
             models.resolve(m.generator)
@@ -124,31 +147,16 @@ def run(recipe: Recipe, force: bool = False, stages: list[int] | None = None) ->
         engines = Engines(
             m.dtype, m.resolved_device(), m.batch_size, m.liger_kernels, m, run_dir / "engine_cache"
         )
+        remade: set = set()
         for cfg in chosen:
             log.info("stage %d: generator %s", cfg.stage, generator)
-            ctx = StageContext(
-                recipe, cfg, run_dir / f"stage{cfg.stage}", generator, constitution, engines, force
-            )
+            ctx = StageContext(recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade)
             summary = run_stage(ctx)
             summaries.append(summary)
             _report(run_dir)
-            c, outcome = summary["comparison"], summary["gate"]
-            log.info(
-                "stage %d: %s %.1f%% -> %.1f%% (McNemar p=%.3g); gate %s (%s)",
-                cfg.stage,
-                cfg.gate.metric,
-                100 * c["base"]["rate"],
-                100 * c["trained"]["rate"],
-                c["mcnemar"]["p_value"],
-                "not configured"
-                if not outcome.get("configured", True)
-                else "passed"
-                if outcome["passed"]
-                else "FAILED",
-                summary["stop_reason"],
-            )
-            gate.enforce(cfg.stage, gate.GateOutcome.model_validate(outcome))
-            generator = Path(summary["model"])
+            _log_stage(summary, cfg.gate.metric)
+            gate.enforce(cfg.stage, summary.chosen.gate)
+            generator = at(run_dir, summary.chosen.model)
     return summaries
 
 

@@ -1,87 +1,122 @@
-"""One stage's steps around the run directory: the baseline (held-out set, the input model's
-evaluation) and one round (data, pairs, training, merge, the trained model's evaluation). At most one
-model is loaded at a time; pipeline.py runs the rounds and the gate.
+"""A stage is data: per stage kind, the steps of its baseline (once per stage) and of each round, in
+order. `run_steps` runs such a list through the one step runner; pipeline.py runs the rounds.
+
+    baseline: heldout -> eval_base -> safety_base (+ per eval.ifeval_files: import, base evaluation)
+    round:    instructions -> responses -> critique -> pairs -> sft -> dpo -> model -> eval -> safety
+              (+ per eval.ifeval_files: trained evaluation)
+
+Every stage kind runs the same steps today; what differs (the task builders, stages 4-5 reading
+earlier stages' answers) is in `stage_context.KINDS` and steps/instructions.py.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .records import EvalItem
+from .results import RoundResult, StepTime, rel
+from .runner import StepSpec, result_digest, run_step
 from .stage_context import StageContext
-from .stage_data import make_critique, make_heldout, make_instructions, make_pairs, make_responses
-from .stage_model import make_eval, make_safety, merge_round, train_round
-from .store import Step, read_jsonl
-from .tasks.ifeval import read_rows, to_instructions
+from .stage_data import CRITIQUE, HELDOUT, INSTRUCTIONS, PAIRS, RESPONSES
+from .stage_model import DPO, EVAL, EVAL_BASE, MODEL, SAFETY, SAFETY_BASE, SFT, external_steps
+
+BASELINE = [HELDOUT, EVAL_BASE, SAFETY_BASE]
+ROUND = [INSTRUCTIONS, RESPONSES, CRITIQUE, PAIRS, SFT, DPO, MODEL, EVAL, SAFETY]
+STEPS: dict[int, tuple[list[StepSpec], list[StepSpec]]] = {
+    1: (BASELINE, ROUND),
+    2: (BASELINE, ROUND),
+    3: (BASELINE, ROUND),
+    4: (BASELINE, ROUND),
+    5: (BASELINE, ROUND),
+    6: (BASELINE, ROUND),
+}
+
+# Stage settings no step reads: the pipeline applies them to the steps' results on every run.
+NOT_IN_STEPS: dict[str, str] = {
+    "stage": "names the stage folder; steps that depend on the stage kind hash it in `extra`",
+    "max_rounds": "how many rounds run; each round's steps are cached on their own",
+    "gate": "decided afresh from the evaluations on every run, nothing is cached",
+    "eval.ifeval_files": "each file is its own import and evaluation steps (`external_steps`)",
+}
 
 
-def external_sets(ctx: StageContext) -> dict[str, Path]:
-    """Extra IFEval-format files named in the recipe (eval.ifeval_files), as Instruction records."""
-    out = {}
-    for path in ctx.cfg.eval.ifeval_files:
-        rows = read_rows(path)
-        st = ctx.step(f"ifeval_{path.stem}", {"file": str(path)}, {"file": path})
-        if st.state() != "done":
-            st.finish(to_instructions(rows, stage=ctx.cfg.stage), {"prompts": len(rows)})
-        out[path.stem] = st.records_path
-    return out
+def plan(ctx: StageContext) -> tuple[list[StepSpec], list[StepSpec]]:
+    """(baseline steps, round steps) of this stage, with one step per extra IFEval file."""
+    base, rnd = STEPS[ctx.cfg.stage]
+    ext_base, ext_round = external_steps(ctx)
+    return [*base, *ext_base], [*rnd, *ext_round]
 
 
-def evaluate_external(ctx: StageContext, model: Path, tag: str, prefix: str) -> dict[str, dict]:
-    """The four IFEval accuracies of `model` on each external file (same frame and decoding)."""
-    result = {}
-    for name, held in external_sets(ctx).items():
-        st = make_eval(ctx, f"{prefix}ifeval_{name}_{tag}", model, tag, held)
-        result[name] = st.manifest()["accuracies"]
-    return result
+@dataclass
+class Progress:
+    """Finished steps so far in this stage: folder, result digest and manifest by step name
+    (a round's steps shadow nothing of the baseline's: their names differ)."""
+
+    folders: dict[str, Path] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    manifests: dict[str, dict] = field(default_factory=dict)
+
+    def copy(self) -> Progress:
+        return Progress(dict(self.folders), dict(self.digests), dict(self.manifests))
 
 
-def baseline(ctx: StageContext) -> tuple[Path, Step, Step | None]:
-    """The stage's held-out set and its input model's evaluation on it (same frame, precision, greedy)."""
-    held_path = make_heldout(ctx)
-    base_eval = make_eval(ctx, "eval_base", ctx.base, "base", held_path)
-    base_safety = make_safety(ctx, "safety_base", ctx.base, "base")
-    ctx.timed("eval_base", base_eval)
-    ctx.timed("safety_base", base_safety)
-    ctx.external_base = evaluate_external(ctx, ctx.base, "base", "")
-    return held_path, base_eval, base_safety
+def run_steps(ctx: StageContext, specs: list[StepSpec], done: Progress) -> Progress:
+    """Run `specs` in order; each reads earlier steps' folders and is given its models."""
+    for spec in specs:
+        inputs = {r: done.folders[r] for r in spec.reads}
+        models = {role: ctx.model(src, done.folders) for role, src in spec.models.items()}
+        manifest = run_step(spec, ctx, inputs, models, done.digests)
+        done.folders[spec.name] = spec.folder(ctx.stage_dir, ctx.round)
+        done.digests[spec.name] = result_digest(spec, manifest)
+        done.manifests[spec.name] = manifest
+    return done
 
 
-def run_round(ctx: StageContext, held_path: Path) -> dict:
-    """One round: instructions, answers, critique, pairs, SFT, DPO, merge, held-out evaluation."""
-    t0 = time.time()
-    ins = make_instructions(ctx, held_path)
-    resp = make_responses(ctx, ins)
-    crit = make_critique(ctx, ins, resp)
-    pr = make_pairs(ctx, ins, resp, crit)
-    sft_st, dpo_st = train_round(ctx, pr)
-    merged = merge_round(ctx, sft_st, dpo_st, pr)
-    trained_eval = make_eval(ctx, ctx.r("eval"), merged, "trained", held_path)
-    trained_safety = make_safety(ctx, ctx.r("safety"), merged, "trained")
-    external = evaluate_external(ctx, merged, "trained", f"round{ctx.round}/")
+def step_times(ctx: StageContext, specs: list[StepSpec], done: Progress) -> list[StepTime]:
+    return [
+        StepTime(
+            step=str(done.folders[s.name].relative_to(ctx.stage_dir)),
+            seconds=round(done.manifests[s.name].get("seconds", 0.0), 1),
+            counts=done.manifests[s.name].get("counts", {}),
+        )
+        for s in specs
+    ]
+
+
+def _accuracies(done: Progress, specs: list[StepSpec], suffix: str) -> dict[str, dict]:
+    ext = [s.name for s in specs if s.name.startswith("ifeval_") and s.name.endswith(suffix)]
+    return {n.removeprefix("ifeval_").removesuffix(suffix): done.manifests[n]["accuracies"] for n in ext}
+
+
+def baseline(ctx: StageContext) -> Progress:
+    """The stage's held-out set and its input model's evaluations on it (same frame, precision, greedy)."""
+    done = run_steps(ctx, plan(ctx)[0], Progress())
     ctx.engines.release()
-    for name, st in [
-        ("instructions", ins),
-        ("responses", resp),
-        ("critique", crit),
-        ("pairs", pr),
-        ("sft", sft_st),
-        ("dpo", dpo_st),
-        ("eval_trained", trained_eval),
-        ("safety_trained", trained_safety),
-    ]:
-        ctx.timed(f"round{ctx.round}/{name}", st)
-    return {
-        "round": ctx.round,
-        "generator": str(ctx.generator),
-        "trained_eval": str(trained_eval.records_path),
-        "model": str(merged),
-        "safety": str(trained_safety.folder) if trained_safety else None,
-        "external": {"base": ctx.external_base, "trained": external},
-        "seconds": round(time.time() - t0, 1),
-    }
+    return done
 
 
-def load_eval(path: str) -> list[EvalItem]:
-    return read_jsonl(Path(path), EvalItem)
+def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[StepTime]]:
+    """One round: instructions, answers, critique, pairs, SFT, DPO, merge, held-out evaluations."""
+    t0 = time.time()
+    specs = plan(ctx)
+    done = run_steps(ctx, specs[1], base.copy())
+    ctx.engines.release()
+    safety = done.manifests["safety"].get("result")
+    result = RoundResult(
+        round=ctx.round,
+        generator=rel(ctx.run_dir, ctx.generator),
+        model=rel(ctx.run_dir, done.folders["model"]),
+        trained_eval=rel(ctx.run_dir, done.folders["eval"] / "records.jsonl"),
+        safety=rel(ctx.run_dir, done.folders["safety"]) if safety else None,
+        external={
+            "base": _accuracies(done, specs[0], "_base"),
+            "trained": _accuracies(done, specs[1], "_trained"),
+        },
+        seconds=round(time.time() - t0, 1),
+    )
+    return result, step_times(ctx, specs[1], done)
+
+
+def for_round(ctx: StageContext, r: int, generator: Path) -> StageContext:
+    return replace(ctx, round=r, generator=generator)

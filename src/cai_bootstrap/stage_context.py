@@ -1,42 +1,61 @@
-"""The context one stage's steps share: the run's recipe, the stage's settings and folder, the models
-(stage input, current round's generator, judge), step state handling, and per-kind timeouts."""
+"""What one stage's steps share (the recipe, the stage's settings, the models, the run folder) and
+what differs between stage kinds 1-6, as data."""
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Recipe, StageSettings
 from .constitution import Constitution
-from .engines.holder import Engines, model_identity
-from .errors import StepFailed, UserError
-from .log import log
-from .store import Step
-from .training.config import NOT_IN_SIGNATURE
+from .engines.holder import Engines
+from .tasks.curriculum import STAGE_TITLES
 
 
-def sig(settings) -> dict:
-    data = settings.model_dump(mode="json")
-    return {k: v for k, v in data.items() if k not in NOT_IN_SIGNATURE}
+@dataclass(frozen=True)
+class StageKind:
+    """What a stage number means for the orchestration. The task builders themselves (stage 1's
+    composer and self-instruct, the curriculum families of 2-6) are chosen in steps/instructions.py."""
+
+    title: str
+    reads_earlier: bool = False  # builds on earlier stages' verified answers (stages 4-5)
 
 
-@dataclass
+KINDS: dict[int, StageKind] = {
+    1: StageKind("Explicit instructions with verifiable constraints"),
+    2: StageKind(STAGE_TITLES[2]),
+    3: StageKind(STAGE_TITLES[3]),
+    4: StageKind(STAGE_TITLES[4], reads_earlier=True),
+    5: StageKind(STAGE_TITLES[5], reads_earlier=True),
+    6: StageKind(STAGE_TITLES[6]),
+}
+
+
+@dataclass(frozen=True)
 class StageContext:
-    """One stage of one run. `base` is the stage's input model (baseline, and judge unless the recipe
-    fixes one); `generator` is the current round's input model (round r starts from round r-1's)."""
+    """One stage of one run, for one round (round 0: the stage's baseline steps). `base` is the stage's
+    input model (baseline, and judge unless the recipe fixes one); `generator` the round's input model
+    (round r starts from round r-1's). `remade` (shared by every round's copy) collects the step
+    folders made in this invocation: a step whose input was just remade may be redone without --force."""
 
     recipe: Recipe
     cfg: StageSettings
-    folder: Path
-    base: Path
+    run_dir: Path
     constitution: Constitution
     engines: Engines
     force: bool
+    base: Path
     generator: Path | None = None
-    round: int = 1
-    times: list[dict] = field(default_factory=list)
-    external_base: dict[str, dict] = field(default_factory=dict)  # base accuracies on eval.ifeval_files
+    round: int = 0
+    remade: set = field(default_factory=set)
+
+    @property
+    def stage_dir(self) -> Path:
+        return self.run_dir / f"stage{self.cfg.stage}"
+
+    @property
+    def kind(self) -> StageKind:
+        return KINDS[self.cfg.stage]
 
     @property
     def seed(self) -> int:
@@ -49,63 +68,8 @@ class StageContext:
 
         return models.resolve(self.recipe.model.judge) if self.recipe.model.judge else self.base
 
-    def step(self, name: str, config: dict, inputs: dict[str, Path]) -> Step:
-        st = Step(self.folder / name, config, inputs)
-        state = st.state()
-        if state == "stale":
-            if not self.force:
-                raise UserError(
-                    f"step {st.folder} is stale: its config or inputs changed since it was made",
-                    "rerun with --force to redo it (and what depends on it), or restore the old recipe",
-                )
-            log.warning("redoing stale step %s", st.folder)
-            st.reset()
-        if state == "done":
-            log.info("skip %s (done, signature matches)", st.folder.relative_to(self.folder.parent))
-        return st
-
-    def r(self, name: str) -> str:
-        return f"round{self.round}/{name}"
-
-    def timed(self, name: str, st: Step | None) -> None:
-        if st is not None and (m := st.manifest()):
-            self.times.append(
-                {"step": name, "seconds": round(m.get("seconds", 0.0), 1), "counts": m.get("counts", {})}
-            )
-
-    def gen_identity(self) -> dict:
-        return {
-            "model": model_identity(self.generator),
-            "dtype": self.recipe.model.dtype,
-            **self.engines.signature(self.generator),
-        }
-
-
-class StepTimeout:
-    """Fail a step that runs past its configured limit (run.timeouts) with one clear line.
-
-    SIGALRM interrupts the main thread wherever it is; the step's shards stay, so a re-run resumes.
-    """
-
-    def __init__(self, name: str, seconds: float | None):
-        self.name, self.seconds = name, seconds
-
-    def _fire(self, *_):
-        raise StepFailed(
-            f"step '{self.name}' exceeded its timeout of {self.seconds:.0f} s",
-            f"raise run.timeouts.{self.name} in the recipe, or make the step smaller; a re-run resumes it",
-        )
-
-    def __enter__(self):
-        if self.seconds:
-            signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-        return self
-
-    def __exit__(self, *exc):
-        if self.seconds:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def timeout(ctx: StageContext, kind: str) -> StepTimeout:
-    return StepTimeout(kind, getattr(ctx.recipe.run.timeouts, kind))
+    def model(self, source: str, folders: dict[str, Path]) -> Path:
+        """A model role's folder: 'base', 'generator', 'judge' or an earlier step's (merged) folder."""
+        if source in ("base", "generator", "judge"):
+            return getattr(self, source)
+        return folders[source]

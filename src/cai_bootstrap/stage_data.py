@@ -1,6 +1,5 @@
-"""A stage round's data steps over the run directory: held-out set, instructions, answers,
-critique and revision, preference pairs. Each is skipped when done, resumed from its shards, and
-refused as stale when its config or inputs changed (unless --force)."""
+"""A stage's data steps, each declared once beside its glue: the held-out set, instructions, answers,
+critique and revision, preference pairs. `runner.run_step` skips, resumes or redoes them."""
 
 from __future__ import annotations
 
@@ -9,187 +8,225 @@ from collections import Counter
 from pathlib import Path
 
 from . import health
-from .engines.holder import model_identity
 from .records import EvalItem, Instruction, Response
-from .stage_context import StageContext, sig, timeout
+from .runner import Done, StepSpec
+from .stage_context import StageContext
 from .steps import critique, pairs, responses
 from .steps import instructions as instructions_step
 from .steps.critique import CritiqueRecord
 from .steps.judge import make_judge_fn
-from .store import Step, atomic_write_text, read_jsonl, write_jsonl
-from .templates import template_hash
+from .store import atomic_write_text, read_jsonl, sha256_file, write_jsonl
+
+FRAME = "tasks/frame.py"
+TASK_DATA = ("tasks/data", "tasks/curriculum/data", "data/redteam_topics.yaml")
+
+
+def earlier_files(ctx: StageContext) -> list[Path]:
+    """The earlier stages' files that stages 4-5 build on: training answers from their rounds'
+    responses, held-out ones from their baseline evaluations (held-out stays held-out)."""
+    if not ctx.kind.reads_earlier:
+        return []
+    runs = ctx.run_dir
+    paths = sorted(runs.glob("stage*/round*/responses/records.jsonl")) + sorted(
+        runs.glob("stage*/eval_base/records.jsonl")
+    )
+    return [p for p in paths if int(p.relative_to(runs).parts[0].removeprefix("stage")) < ctx.cfg.stage]
 
 
 def earlier_answers(ctx: StageContext, split: str) -> list[tuple[Instruction, str, bool]]:
-    """(instruction, answer, passed) from earlier stages, for stages 4-5: training answers from their
-    rounds' responses, held-out ones from their baseline evaluations (held-out stays held-out)."""
+    """(instruction, answer, passed) from `earlier_files`, for the held-out or the training split."""
     out = []
-    for k in range(1, ctx.cfg.stage):
-        folder = ctx.folder.parent / f"stage{k}"
-        if split == "heldout" and (folder / "eval_base" / "records.jsonl").exists():
-            ins = {i.id: i for i in read_jsonl(folder / "heldout" / "records.jsonl", Instruction)}
-            for e in read_jsonl(folder / "eval_base" / "records.jsonl", EvalItem):
-                out.append((ins[e.instruction_id], e.response, e.all_strict))
-        for rd in sorted(folder.glob("round*")) if split == "train" else []:
-            if not (rd / "responses" / "records.jsonl").exists():
-                continue
-            ins = {i.id: i for i in read_jsonl(rd / "instructions" / "records.jsonl", Instruction)}
-            out += [
-                (ins[r.instruction_id], r.text, r.all_passed)
-                for r in read_jsonl(rd / "responses" / "records.jsonl", Response)
-            ]
+    for path in earlier_files(ctx):
+        if (path.parent.name == "eval_base") != (split == "heldout"):
+            continue
+        if split == "heldout":
+            ins = {i.id: i for i in read_jsonl(path.parent.parent / "heldout" / "records.jsonl", Instruction)}
+            out += [(ins[e.instruction_id], e.response, e.all_strict) for e in read_jsonl(path, EvalItem)]
+        else:
+            ins = {
+                i.id: i
+                for i in read_jsonl(path.parent.parent / "instructions" / "records.jsonl", Instruction)
+            }
+            out += [(ins[r.instruction_id], r.text, r.all_passed) for r in read_jsonl(path, Response)]
     return out
 
 
-def earlier_inputs(ctx: StageContext) -> dict[str, Path]:
-    """The files stages 4-5 read, so their steps go stale when those change."""
-    if ctx.cfg.stage not in (4, 5):
-        return {}
-    paths = sorted(ctx.folder.parent.glob("stage*/round*/responses/records.jsonl"))
-    paths += sorted(ctx.folder.parent.glob("stage*/eval_base/records.jsonl"))
-    return {
-        str(p.relative_to(ctx.folder.parent)): p
-        for p in paths
-        if int(p.relative_to(ctx.folder.parent).parts[0].removeprefix("stage")) < ctx.cfg.stage
-    }
+def _earlier_hashes(ctx: StageContext) -> dict[str, str]:
+    return {str(p.relative_to(ctx.run_dir)): sha256_file(p) for p in earlier_files(ctx)}
 
 
-def make_heldout(ctx: StageContext) -> Path:
-    icfg = ctx.cfg.instructions
-    conf = {
-        "n_heldout": icfg.n_heldout,
-        "types": icfg.constraint_types,
-        "min": icfg.min_constraints,
-        "max": icfg.max_constraints,
-        "seed": ctx.seed,
-        "stage": ctx.cfg.stage,
-    }
-    st = ctx.step("heldout", conf, earlier_inputs(ctx))
-    if st.state() != "done":
-        held = instructions_step.heldout(icfg, ctx.seed, ctx.cfg.stage, earlier_answers(ctx, "heldout"))
-        st.finish(held, {"heldout": len(held)})
-    return st.records_path
-
-
-def make_instructions(ctx: StageContext, held_path: Path) -> Step:
-    conf = {
-        "instructions": sig(ctx.cfg.instructions),
-        "seed": ctx.seed,
-        "stage": ctx.cfg.stage,
-        **ctx.gen_identity(),
-        "templates": template_hash("selfinstruct_propose", "selfinstruct_critic"),
-    }
-    st = ctx.step(ctx.r("instructions"), conf, {"heldout": held_path, **earlier_inputs(ctx)})
-    if st.state() != "done":
-        held = read_jsonl(held_path, Instruction)
-        engine = ctx.engines.get(ctx.generator)
-        with timeout(ctx, "generation"):
-            out = instructions_step.run(
-                ctx.cfg.instructions,
-                ctx.seed,
-                ctx.cfg.stage,
-                ctx.round,
-                engine,
-                held,
-                earlier_answers(ctx, "train"),
-            )
-        write_jsonl(st.folder / "self_instruct_tasks.jsonl", out.self_tasks)
-        atomic_write_text(
-            st.folder / "self_instruct_rejected.jsonl",
-            "".join(r.model_dump_json() + "\n" for r in out.rejected),
-        )
-        st.finish(
-            out.instructions,
-            {"train": len(out.instructions), "self_instruct_tasks": len(out.self_tasks)},
-            {"stats": out.stats},
-        )
-    return st
-
-
-def make_responses(ctx: StageContext, ins_step: Step) -> Step:
-    conf = {"responses": sig(ctx.cfg.responses), "seed": ctx.seed, **ctx.gen_identity()}
-    st = ctx.step(ctx.r("responses"), conf, {"instructions": ins_step.records_path})
-    if st.state() != "done":
-        ins = read_jsonl(ins_step.records_path, Instruction)
-        with timeout(ctx, "generation"):
-            recs = responses.run(
-                ctx.cfg.responses, ins, ctx.engines.get(ctx.generator), st, ctx.seed + 7919 * ctx.round
-            )
-        st.finish(recs, responses.pass_rates(ins, recs))
-    return st
-
-
-def make_critique(ctx: StageContext, ins_step: Step, resp_step: Step) -> Step:
-    conf = {
-        "critique": sig(ctx.cfg.critique),
-        "constitution": ctx.constitution.digest(),
-        **ctx.gen_identity(),
-        "templates": template_hash("critique", "revision"),
-    }
-    st = ctx.step(
-        ctx.r("critique"), conf, {"instructions": ins_step.records_path, "responses": resp_step.records_path}
+def _heldout(ctx: StageContext, st, inputs, models) -> Done:
+    held = instructions_step.heldout(
+        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, earlier_answers(ctx, "heldout")
     )
-    if st.state() != "done":
-        ins = read_jsonl(ins_step.records_path, Instruction)
-        resp = read_jsonl(resp_step.records_path, Response)
-        engine = ctx.engines.get(ctx.generator) if ctx.cfg.critique.enabled else None
-        with timeout(ctx, "generation"):
-            out = critique.run(ctx.cfg.critique, ins, resp, ctx.constitution, engine) if engine else None
-        revisions = out.revisions if out else []
-        write_jsonl(st.folder / "critiques.jsonl", out.critiques if out else [])
-        # Revisions may legitimately be zero (nothing needed revising): records.jsonl may be empty.
-        write_jsonl(st.records_path, revisions)
-        usage = dict(out.principle_usage) if out else {}
-        st.finish(
-            None,
-            {"critiques": len(out.critiques) if out else 0, "revisions": len(revisions)},
-            {"principle_usage": usage},
-        )
-    return st
+    return Done(held, {"heldout": len(held)})
 
 
-def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: Step) -> Step:
-    conf = {
-        "pairs": sig(ctx.cfg.pairs),
-        "judge": sig(ctx.cfg.judge),
+HELDOUT = StepSpec(
+    "heldout",
+    _heldout,
+    settings=("instructions",),
+    ignores={
+        "instructions.n_train": "the training set's size",
+        "instructions.leakage_threshold": "checked on the training set, against this one",
+        "instructions.self_instruct": "self-instruct makes training tasks only",
+    },
+    resources=TASK_DATA,
+    extra=lambda ctx: {"seed": ctx.seed, "stage": ctx.cfg.stage, "earlier": _earlier_hashes(ctx)},
+    in_round=False,
+)
+
+
+def _instructions(ctx: StageContext, st, inputs, models) -> Done:
+    held = read_jsonl(inputs["heldout"] / "records.jsonl", Instruction)
+    engine = ctx.engines.get(models["generator"])
+    out = instructions_step.run(
+        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, ctx.round, engine, held, earlier_answers(ctx, "train")
+    )
+    write_jsonl(st.folder / "self_instruct_tasks.jsonl", out.self_tasks)
+    atomic_write_text(
+        st.folder / "self_instruct_rejected.jsonl", "".join(r.model_dump_json() + "\n" for r in out.rejected)
+    )
+    counts = {"train": len(out.instructions), "self_instruct_tasks": len(out.self_tasks)}
+    return Done(out.instructions, counts, {"stats": out.stats})
+
+
+def _generation(ctx: StageContext) -> dict:
+    return {
+        "seed": ctx.seed,
+        "stage": ctx.cfg.stage,
+        "round": ctx.round,
+        "dtype": ctx.recipe.model.dtype,
+        **_engine(ctx, ctx.generator),
+    }
+
+
+def _engine(ctx: StageContext, model: Path | None) -> dict:
+    """Another engine (openai, vllm) samples differently; empty for hf (engines/holder.py)."""
+    return ctx.engines.signature(model) if model is not None else {}
+
+
+INSTRUCTIONS = StepSpec(
+    "instructions",
+    _instructions,
+    settings=("instructions",),
+    ignores={"instructions.n_heldout": "read through the held-out set itself, an input"},
+    reads=("heldout",),
+    models={"generator": "generator"},
+    resources=(
+        FRAME,
+        *TASK_DATA,
+        "templates/selfinstruct_propose.j2",
+        "templates/selfinstruct_critic.j2",
+    ),
+    outputs=("records.jsonl", "self_instruct_tasks.jsonl", "self_instruct_rejected.jsonl"),
+    timeout="generation",
+    extra=lambda ctx: {**_generation(ctx), "earlier": _earlier_hashes(ctx)},
+)
+
+
+def _responses(ctx: StageContext, st, inputs, models) -> Done:
+    ins = read_jsonl(inputs["instructions"] / "records.jsonl", Instruction)
+    engine = ctx.engines.get(models["generator"])
+    recs = responses.run(ctx.cfg.responses, ins, engine, st, ctx.seed + 7919 * ctx.round)
+    return Done(recs, responses.pass_rates(ins, recs))
+
+
+RESPONSES = StepSpec(
+    "responses",
+    _responses,
+    settings=("responses",),
+    reads=("instructions",),
+    models={"generator": "generator"},
+    resources=(FRAME,),
+    timeout="generation",
+    extra=_generation,
+)
+
+
+def _critique(ctx: StageContext, st, inputs, models) -> Done:
+    ins = read_jsonl(inputs["instructions"] / "records.jsonl", Instruction)
+    resp = read_jsonl(inputs["responses"] / "records.jsonl", Response)
+    out = None
+    if ctx.cfg.critique.enabled:
+        engine = ctx.engines.get(models["generator"])
+        out = critique.run(ctx.cfg.critique, ins, resp, ctx.constitution, engine)
+    write_jsonl(st.folder / "critiques.jsonl", out.critiques if out else [])
+    # Revisions may legitimately be zero (nothing needed revising): records.jsonl may be empty.
+    write_jsonl(st.records_path, out.revisions if out else [])
+    counts = {"critiques": len(out.critiques) if out else 0, "revisions": len(out.revisions) if out else 0}
+    return Done(None, counts, {"principle_usage": dict(out.principle_usage) if out else {}})
+
+
+def _constitution(ctx: StageContext) -> dict:
+    return {
         "constitution": ctx.constitution.digest(),
-        "judge_model": model_identity(ctx.judge),
-        **ctx.engines.signature(ctx.judge),
-        "templates": template_hash("judge"),
+        "dtype": ctx.recipe.model.dtype,
+        **_engine(ctx, ctx.generator),
     }
-    inputs = {
-        "instructions": ins_step.records_path,
-        "responses": resp_step.records_path,
-        "revisions": crit_step.records_path,
+
+
+def _judging(ctx: StageContext) -> dict:
+    return {
+        "constitution": ctx.constitution.digest(),
+        "dtype": ctx.recipe.model.dtype,
+        **(_engine(ctx, ctx.judge) if ctx.cfg.judge.enabled else {}),
     }
-    st = ctx.step(ctx.r("pairs"), conf, inputs)
-    if st.state() != "done":
-        ins = read_jsonl(ins_step.records_path, Instruction)
-        cands = read_jsonl(resp_step.records_path, Response) + read_jsonl(crit_step.records_path, Response)
-        engine = ctx.engines.get(ctx.judge) if ctx.cfg.judge.enabled else None
-        judge_fn = make_judge_fn(ctx.cfg.judge, engine, ctx.constitution)
-        critiques = read_jsonl(crit_step.folder / "critiques.jsonl", CritiqueRecord)
-        with timeout(ctx, "generation"):
-            out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques)
-        pcfg = ctx.cfg.pairs
-        chosen = out.pairs if pcfg.sft_from_chosen else ()
-        sft = pairs.sft_examples(ins, cands, chosen, pcfg.drop_truncated, pcfg.sft_per_instruction)
-        health.check_training_data(
-            len(out.pairs),
-            len(sft),
-            pcfg.min_pairs,
-            ctx.cfg.sft.min_examples,
-            ctx.cfg.dpo.enabled,
-            ctx.cfg.sft.enabled,
-            Counter(d.reason.value for d in out.dropped),
-        )
-        write_jsonl(st.folder / "dropped.jsonl", out.dropped)
-        write_jsonl(st.folder / "sft.jsonl", sft)
-        shutil.copy(crit_step.folder / "critiques.jsonl", st.folder / "critiques.jsonl")
-        write_jsonl(st.records_path, out.pairs)
-        st.finish(
-            None,
-            {"pairs": len(out.pairs), "dropped": len(out.dropped), "sft_examples": len(sft)},
-            {"stats": out.stats.model_dump(mode="json")},
-        )
-    return st
+
+
+CRITIQUE = StepSpec(
+    "critique",
+    _critique,
+    settings=("critique",),
+    reads=("instructions", "responses"),
+    models={"generator": "generator"},
+    resources=("templates/critique.j2", "templates/revision.j2"),
+    outputs=("records.jsonl", "critiques.jsonl"),
+    timeout="generation",
+    extra=_constitution,
+)
+
+
+def _pairs(ctx: StageContext, st, inputs, models) -> Done:
+    ins = read_jsonl(inputs["instructions"] / "records.jsonl", Instruction)
+    crit = inputs["critique"]
+    cands = read_jsonl(inputs["responses"] / "records.jsonl", Response) + read_jsonl(
+        crit / "records.jsonl", Response
+    )
+    engine = ctx.engines.get(models["judge"]) if ctx.cfg.judge.enabled else None
+    judge_fn = make_judge_fn(ctx.cfg.judge, engine, ctx.constitution)
+    critiques = read_jsonl(crit / "critiques.jsonl", CritiqueRecord)
+    out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques)
+    pcfg = ctx.cfg.pairs
+    chosen = out.pairs if pcfg.sft_from_chosen else ()
+    sft = pairs.sft_examples(ins, cands, chosen, pcfg.drop_truncated, pcfg.sft_per_instruction)
+    # Health gate: enough pairs for DPO and examples for SFT (health.py); the thresholds gate, they do
+    # not change this step's output, so sft.min_examples stays out of this step's signature.
+    health.check_training_data(
+        len(out.pairs),
+        len(sft),
+        pcfg.min_pairs,
+        ctx.cfg.sft.min_examples,
+        ctx.cfg.dpo.enabled,
+        ctx.cfg.sft.enabled,
+        Counter(d.reason.value for d in out.dropped),
+    )
+    write_jsonl(st.folder / "dropped.jsonl", out.dropped)
+    write_jsonl(st.folder / "sft.jsonl", sft)
+    shutil.copy(crit / "critiques.jsonl", st.folder / "critiques.jsonl")
+    write_jsonl(st.records_path, out.pairs)
+    counts = {"pairs": len(out.pairs), "dropped": len(out.dropped), "sft_examples": len(sft)}
+    return Done(None, counts, {"stats": out.stats.model_dump(mode="json")})
+
+
+PAIRS = StepSpec(
+    "pairs",
+    _pairs,
+    settings=("pairs", "judge"),
+    reads=("instructions", "responses", "critique"),
+    models={"judge": "judge"},
+    resources=(FRAME, "templates/judge.j2"),
+    outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl"),
+    timeout="generation",
+    extra=_judging,
+)

@@ -1,18 +1,21 @@
-"""`cai-bootstrap status RUN_DIR`: every step folder's state, from its files alone.
+"""`cai-bootstrap status RUN_DIR`: every planned step of the run and its state, by the same rule
+`run` uses (`runner.step_state`): done / stale / damaged / running / failed / not started.
 
-done: manifest present and its inputs unchanged; stale: an input changed since the step finished;
-running: shards present and the run lock is held; failed: shards present, nobody running.
+The plan comes from the run's own config.resolved.yaml and constitution copy, and every path from
+the run folder, so the answer does not depend on the working directory. A step's signature is
+recomputed from the settings, packaged resources and its inputs' results; model identities are
+taken from its manifest (recomputing them would need the models, e.g. an embedded one's packages).
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from pathlib import Path
 
 from .errors import UserError
-from .store import sha256_file
+from .runner import StepSpec, result_digest, signature_parts, step_state
+from .store import canonical_hash
 
 
 def _locked(run_dir: Path) -> bool:
@@ -30,33 +33,75 @@ def _locked(run_dir: Path) -> bool:
         os.close(fd)
 
 
-def _state(folder: Path, running: bool) -> tuple[str, dict, float | str]:
-    manifest = folder / "manifest.json"
-    if manifest.exists():
-        m = json.loads(manifest.read_text())
-        changed = [
-            k
-            for k, v in m.get("inputs", {}).items()
-            if not Path(v["path"]).exists() or sha256_file(Path(v["path"])) != v["sha256"]
-        ]
-        return ("stale" if changed else "done"), m.get("counts", {}), m.get("seconds", "")
-    return ("running" if running else "failed"), {}, ""
+def _context(run_dir: Path):
+    from .config import load_recipe
+    from .constitution import load_constitution
+    from .stage_context import StageContext
+
+    recipe = load_recipe(run_dir / "config.resolved.yaml")
+    constitution = load_constitution(run_dir / "constitution.yaml")
+    return [
+        StageContext(recipe, cfg, run_dir, constitution, None, False, base=Path("/nonexistent"))
+        for cfg in recipe.stages
+    ]
+
+
+def _expected(spec: StepSpec, ctx, state, digests: dict) -> str | None:
+    """The signature `run` would compute now, with recorded model identities (None when unknowable)."""
+    parts = (state.manifest or {}).get("parts") or {}
+    recorded = parts.get("inputs") or {}
+    inputs = {r: digests.get(r) or recorded.get(r) for r in spec.reads}
+    try:
+        return canonical_hash(signature_parts(spec, ctx, inputs, parts.get("models") or {}))
+    except (OSError, ValueError, KeyError, UserError):
+        return None
+
+
+def _row(spec: StepSpec, ctx, digests: dict, running: bool) -> dict:
+    folder = spec.folder(ctx.stage_dir, ctx.round)
+    state = step_state(folder, None, running)
+    if state.name == "done":
+        expected = _expected(spec, ctx, state, digests)
+        state = step_state(folder, expected, running) if expected else state
+    if state.name in ("done", "stale"):
+        digests[spec.name] = result_digest(spec, state.manifest)
+    m = state.manifest or {}
+    return {
+        "step": str(folder.relative_to(ctx.run_dir)),
+        "state": state.name,
+        "why": state.why,
+        "counts": m.get("counts", {}),
+        "seconds": m.get("seconds", ""),
+    }
 
 
 def step_rows(run_dir: Path) -> list[dict]:
-    run_dir = Path(run_dir)
+    """One row per planned step of every stage and every round begun (round 1 at least)."""
+    from dataclasses import replace
+
+    from .stage import plan
+
+    run_dir = Path(run_dir).resolve()
     if not run_dir.exists():
         raise UserError(
             f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart"
         )
-    running = _locked(run_dir)
-    folders = sorted(
-        {p.parent for p in run_dir.rglob("manifest.json")} | {p.parent for p in run_dir.rglob("shards")}
-    )
-    rows = []
-    for folder in folders:
-        state, counts, seconds = _state(folder, running)
-        rows.append(
-            {"step": str(folder.relative_to(run_dir)), "state": state, "counts": counts, "seconds": seconds}
+    if not (run_dir / "config.resolved.yaml").is_file():
+        raise UserError(
+            f"{run_dir} is not a run folder (no config.resolved.yaml)",
+            "pass the folder a run wrote, e.g. runs/quickstart",
         )
+    running = _locked(run_dir)
+    rows = []
+    for ctx in _context(run_dir):
+        baseline, round_steps = plan(ctx)
+        digests: dict[str, str] = {}
+        rows += [_row(s, ctx, digests, running) for s in baseline]
+        begun = [
+            int(p.name.removeprefix("round")) for p in ctx.stage_dir.glob("round*") if p.name[5:].isdigit()
+        ]
+        for r in range(1, max([1, *begun]) + 1):
+            rctx = replace(ctx, round=r)
+            mine = dict(digests)
+            rows += [_row(s, rctx, mine, running) for s in round_steps]
     return rows

@@ -9,12 +9,15 @@ appended to `shards/part-*.jsonl`; a killed step resumes from them with no dupli
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import StepFailed, UserError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: manifests vouch for files; signatures from step declarations (runner.py)
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -83,6 +86,7 @@ def read_jsonl(path: Path, schema: type[T]) -> list[T]:
     return out
 
 
+@functools.cache  # asked for by every manifest; installed versions do not change within a process
 def library_versions() -> dict[str, str]:
     names = ["cai-bootstrap", "torch", "transformers", "peft", "trl", "accelerate", "datasets"]
     out = {}
@@ -94,6 +98,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def git_commit() -> str:
     try:
         here = Path(__file__).resolve().parent
@@ -106,15 +111,30 @@ def git_commit() -> str:
 
 
 class Step:
-    """One step's folder. `state()` tells done / stale / partial / missing from files alone."""
+    """One step's folder: resumable shards, the begun marker, the manifest written last.
 
-    def __init__(self, folder: Path, config: dict, inputs: dict[str, Path]):
-        self.folder = folder
-        self.config = config
-        self.inputs = inputs
-        self.input_hashes = {name: sha256_file(p) for name, p in sorted(inputs.items())}
-        self.signature = canonical_hash(
-            {"config": config, "inputs": self.input_hashes, "cache_version": CACHE_VERSION}
+    The manifest vouches for the step's output files by sha256 and size; `runner.step_state` is the
+    one rule that reads it (done / stale / damaged / running / failed / not started).
+    """
+
+    STARTED = "started.json"
+
+    def __init__(
+        self,
+        folder: Path,
+        config: dict | None = None,
+        inputs: dict[str, Path] | None = None,
+        *,
+        signature=None,
+    ):
+        self.folder = Path(folder)
+        inputs = inputs or {}
+        self.signature = signature or canonical_hash(
+            {
+                "config": config or {},
+                "inputs": {n: sha256_file(p) for n, p in sorted(inputs.items())},
+                "cache_version": CACHE_VERSION,
+            }
         )
         self.started = time.time()
 
@@ -130,36 +150,29 @@ class Step:
     def shard_dir(self) -> Path:
         return self.folder / "shards"
 
-    def manifest(self) -> dict | None:
-        if not self.manifest_path.exists():
-            return None
-        return json.loads(self.manifest_path.read_text())
-
-    def state(self) -> str:
-        m = self.manifest()
-        if m is not None:
-            return "done" if m.get("signature") == self.signature else "stale"
-        return "partial" if self.shard_dir.exists() else "missing"
+    def state(self, running: bool = False) -> str:
+        return step_state(self.folder, self.signature, running).name
 
     def reset(self) -> None:
         """Remove the manifest first (so nothing looks finished), then everything else."""
-        import shutil
-
         self.manifest_path.unlink(missing_ok=True)
         if self.folder.exists():
             shutil.rmtree(self.folder)
 
+    def started_signature(self) -> str | None:
+        try:
+            return json.loads((self.folder / self.STARTED).read_text())["signature"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     # ---- resumable shards ----
     def begin(self) -> None:
-        """Start or resume: shards made under another signature are not reused."""
-        sig_file = self.shard_dir / "signature"
-        if self.shard_dir.exists():
-            old = sig_file.read_text().strip() if sig_file.exists() else ""
-            if old == self.signature:
-                return
+        """Start or resume: a partial step begun under another signature is discarded, never reused."""
+        if self.folder.exists() and self.started_signature() != self.signature:
             self.reset()
+        if self.started_signature() is None:
+            atomic_write_text(self.folder / self.STARTED, json.dumps({"signature": self.signature}))
         self.shard_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(sig_file, self.signature)
 
     def load_shards(self, schema: type[T]) -> list[T]:
         """Completed items from earlier attempts, first occurrence of each id wins.
@@ -180,6 +193,7 @@ class Step:
         """Append completed items to this process's shard and fsync, so a kill loses nothing done."""
         if not records:
             return
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
         shard = self.shard_dir / f"part-{os.getpid()}-{int(self.started)}.jsonl"
         try:
             with open(shard, "a", encoding="utf-8") as f:
@@ -189,20 +203,41 @@ class Step:
         except OSError as e:
             raise StepFailed(f"could not write {shard}: {e.strerror}", "check free disk space") from e
 
-    def finish(self, records: list[BaseModel] | None, counts: dict, extra: dict | None = None) -> dict:
-        """Write records (if any), then the manifest last; drop the shards."""
+    def vouch(self, outputs: tuple[str, ...]) -> dict[str, dict]:
+        """sha256 and size of every output file (glob patterns relative to the folder)."""
+        files = {}
+        for pattern in outputs:
+            for p in sorted(self.folder.glob(pattern)):
+                if (
+                    p.is_file()
+                    and p.name not in ("manifest.json", self.STARTED)
+                    and "shards" not in p.relative_to(self.folder).parts
+                ):
+                    files[str(p.relative_to(self.folder))] = {
+                        "sha256": sha256_file(p),
+                        "size": p.stat().st_size,
+                    }
+        return files
+
+    def finish(
+        self,
+        records: list[BaseModel] | None,
+        counts: dict,
+        extra: dict | None = None,
+        outputs=("records.jsonl",),
+    ) -> dict:
+        """Write records (if any), then the manifest last (vouching for `outputs`); drop the shards."""
         if records is not None:
             if not records:
                 raise StepFailed(
                     f"step {self.folder.name} produced zero records", "see the log above for why"
                 )
             write_jsonl(self.records_path, records)
+        self.folder.mkdir(parents=True, exist_ok=True)
         manifest = {
             "step": self.folder.name,
             "signature": self.signature,
-            "config_hash": canonical_hash(self.config),
-            "config": self.config,
-            "inputs": {k: {"path": str(p), "sha256": self.input_hashes[k]} for k, p in self.inputs.items()},
+            "files": self.vouch(tuple(outputs)),
             "counts": counts,
             "started": datetime.fromtimestamp(self.started, UTC).isoformat(),
             "finished": datetime.now(UTC).isoformat(),
@@ -213,10 +248,51 @@ class Step:
         }
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, default=str))
         if self.shard_dir.exists():
-            import shutil
-
             shutil.rmtree(self.shard_dir)
+        (self.folder / self.STARTED).unlink(missing_ok=True)
         return manifest
+
+
+STATES = ("done", "stale", "damaged", "running", "failed", "not started")
+
+
+@dataclass
+class State:
+    name: str  # one of STATES
+    why: str = ""
+    manifest: dict | None = None
+
+
+def _damage(folder: Path, files: dict) -> str:
+    for rel, rec in files.items():
+        p = folder / rel
+        if not p.is_file():
+            return f"{rel} is missing"
+        if p.stat().st_size != rec["size"] or sha256_file(p) != rec["sha256"]:
+            return f"{rel} does not match its manifest (size or sha256)"
+    return ""
+
+
+def step_state(folder: Path, signature: str | None, running: bool = False) -> State:
+    """The one rule. done: manifest intact, every vouched-for file matches, signature equal (or not
+    asked); stale: intact but made from other settings, models, resources or inputs; damaged: the
+    manifest is unreadable or a file it vouches for is missing or changed; running/failed: begun, not
+    finished (the run lock is held / is not); not started: nothing begun."""
+    path = folder / "manifest.json"
+    if not path.exists():
+        if (folder / Step.STARTED).exists() or (folder / "shards").exists():
+            return State("running" if running else "failed", "begun, not finished")
+        return State("not started")
+    try:
+        m = json.loads(path.read_text())
+        files, sig = dict(m["files"]), str(m["signature"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return State("damaged", "manifest.json is unreadable, cut off or from an older version")
+    if why := _damage(folder, files):
+        return State("damaged", why, m)
+    if signature is not None and sig != signature:
+        return State("stale", "its settings, models, resources or inputs changed since it was made", m)
+    return State("done", "", m)
 
 
 class RunLock:

@@ -83,7 +83,8 @@ class Engine(Protocol):
 
 
 def input_ids_for(tokenizer, text: str) -> list[int]:
-    """[bos] + ids(text) without any other special token: the completion-mode input of every engine."""
+    """[bos] + ids(text) without any other special token, whatever the tokenizer adds by default: the
+    completion-mode input of every engine, and of training (training/data.py imports it too)."""
     ids = tokenizer(text, add_special_tokens=False).input_ids
     bos = tokenizer.bos_token_id
     return ([bos] if bos is not None else []) + ids

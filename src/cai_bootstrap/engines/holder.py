@@ -1,26 +1,15 @@
-"""Which model is loaded: at most one at a time, and a cheap identity for each model's weights."""
+"""Which model is loaded: at most one at a time."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import models
 from ..errors import UserError
 from ..log import log
-from ..store import canonical_hash, sha256_file
+from ..runner import model_identity  # noqa: F401  (the one model identity; re-exported for callers)
 from . import Engine
 from .hf import HFEngine
-
-
-def model_identity(path: Path) -> str:
-    """What identifies a model's weights, cheaply: the merge lineage hash, the embedded GGUF hash,
-    or config.json plus the weight files' names and sizes (hashing 15 GB per step would cost minutes)."""
-    for name, key in (("lineage.json", "weights_sha256"), ("embedded.json", "gguf_sha256")):
-        if (path / name).exists():
-            return canonical_hash(json.loads((path / name).read_text()).get(key))
-    files = sorted((p.name, p.stat().st_size) for p in path.glob("*.safetensors"))
-    return canonical_hash({"config": sha256_file(path / "config.json"), "files": files})
 
 
 class Engines:

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from ..records import EvalItem
-from ..stats import Comparison, RateSummary
+from ..results import StageResult, at
+from ..stats import RateSummary
 from ..store import canonical_hash, git_commit, read_jsonl
-from .model import Example, GateOutcome, ReportData, StageReport
+from .model import Example, ReportData, StageReport
 from .render import render
 
 N_EXAMPLES = 4
@@ -52,12 +54,12 @@ def _rel(run_dir: Path, path: Path) -> str:
     return str(path.relative_to(run_dir)) if path.exists() else ""
 
 
-def _safety(summary: dict) -> tuple[dict | None, dict | None]:
+def _safety(run_dir: Path, folders: dict[str, str | None]) -> tuple[dict | None, dict | None]:
     """Harmless rate and over-refusal (judge and refusal phrases, never merged) per model."""
     harm, refuse = {}, {}
-    for tag, folder in (summary.get("safety") or {}).items():
-        m = _json(Path(folder) / "manifest.json") if folder else None
-        if not m:
+    for tag, folder in folders.items():
+        m = _json(at(run_dir, folder) / "manifest.json") if folder else None
+        if not m or not m.get("result"):
             continue
         r = m["result"]
         harm[tag] = RateSummary.model_validate(r["harmless"])
@@ -82,31 +84,31 @@ def _ifeval(acc: dict | None, external: dict) -> dict | None:
     return rows
 
 
-def _title(summary: dict) -> str:
-    from ..tasks.curriculum import STAGE_TITLES
+def _title(summary: StageResult) -> str:
+    from ..stage_context import KINDS
 
-    stage = summary.get("stage", 1)
-    title = STAGE_TITLES.get(stage, "Explicit instructions with verifiable constraints")
-    rounds = summary.get("rounds") or []
-    if rounds:
-        title += (
-            f" (round {summary.get('chosen_round')} of {len(rounds)} run: {summary.get('stop_reason', '')})"
-        )
-    return title
+    kind = KINDS.get(summary.stage)
+    title = kind.title if kind else f"Stage {summary.stage}"
+    return f"{title} (round {summary.chosen_round} of {len(summary.rounds)} run: {summary.stop_reason})"
 
 
 def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
-    summary = _json(folder / "stage.json") or {}
-    r1 = folder / f"round{summary.get('chosen_round', 1)}"
+    if not (folder / "stage.json").exists():
+        return StageReport(stage=int(folder.name.removeprefix("stage")), title="not finished")
+    try:
+        summary = StageResult.read(folder / "stage.json")
+    except ValidationError:
+        title = "stage.json is from an older cai-bootstrap: run the stage again to report it"
+        return StageReport(stage=int(folder.name.removeprefix("stage")), title=title)
+    chosen = summary.chosen
+    r1 = folder / f"round{summary.chosen_round}"
     pairs_m = _json(r1 / "pairs" / "manifest.json") or {}
     ins_m = _json(r1 / "instructions" / "manifest.json") or {}
     stats = pairs_m.get("stats")
     if stats:
-        warnings.extend(f"stage {summary.get('stage', '?')}: {w}" for w in stats.get("warnings", []))
-    base, trained = [], []
-    if summary.get("base_eval") and Path(summary["base_eval"]).exists():
-        base = read_jsonl(Path(summary["base_eval"]), EvalItem)
-        trained = read_jsonl(Path(summary["trained_eval"]), EvalItem) if summary.get("trained_eval") else []
+        warnings.extend(f"stage {summary.stage}: {w}" for w in stats.get("warnings", []))
+    base = read_jsonl(at(run_dir, summary.base_eval), EvalItem)
+    trained = read_jsonl(at(run_dir, chosen.trained_eval), EvalItem)
     artifacts = {
         "held-out instructions": folder / "heldout" / "records.jsonl",
         "training instructions": r1 / "instructions" / "records.jsonl",
@@ -116,16 +118,15 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         "SFT examples": r1 / "pairs" / "sft.jsonl",
         "baseline answers": folder / "eval_base" / "records.jsonl",
         "trained answers": r1 / "eval" / "records.jsonl",
-        "merged model": Path(summary["model"]) if summary.get("model") else r1 / "model",
+        "merged model": at(run_dir, chosen.model),
     }
-    acc = summary.get("accuracies")
-    harmless, over_refusal = _safety(summary)
+    harmless, over_refusal = _safety(run_dir, {"base": summary.base_safety, "trained": chosen.safety})
     margins = [p.get("margin") for p in _curve(r1 / "pairs" / "records.jsonl") if p.get("margin") is not None]
     return StageReport(
-        stage=summary.get("stage", int(folder.name.removeprefix("stage"))),
+        stage=summary.stage,
         title=_title(summary),
-        comparison=Comparison.model_validate(summary["comparison"]) if summary.get("comparison") else None,
-        ifeval=_ifeval(acc, summary.get("external") or {}),
+        comparison=chosen.comparison,
+        ifeval=_ifeval(chosen.accuracies, chosen.external),
         harmlessness=harmless,
         over_refusal=over_refusal,
         pair_stats=stats,
@@ -133,8 +134,8 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         diversity=(ins_m.get("stats") or {}).get("diversity"),
         sft_curve=_curve(r1 / "sft" / "train" / "metrics.jsonl"),
         dpo_curve=_curve(r1 / "dpo" / "train" / "metrics.jsonl"),
-        step_times=summary.get("step_times", []),
-        gate=GateOutcome.model_validate(summary["gate"]) if summary.get("gate") else None,
+        step_times=[t.model_dump() for t in summary.step_times],
+        gate=chosen.gate,
         examples=_examples(base, trained),
         artifacts={k: _rel(run_dir, v) for k, v in artifacts.items() if v.exists()},
     )

@@ -87,10 +87,6 @@ def judge_pairs(engine: Engine, items: list[tuple[Instruction, Principle, str, s
     return out
 
 
-def judge_pair(engine: Engine, instruction: Instruction, principle: Principle, x: str, y: str) -> JudgeResult:
-    return judge_pairs(engine, [(instruction, principle, x, y)])[0]
-
-
 class RewardModel:
     """A sequence-classification reward model; score = the single logit (or logit[1] - logit[0])."""
 

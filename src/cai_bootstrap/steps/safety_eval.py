@@ -16,7 +16,7 @@ response free of this problem?" (every shot's answer flipped too). With s = logp
 margin = (s_pos - s_neg) / 2 cancels a constant lean to " Yes": the Yes/No form of judge.py's swap.
 
 The judge (model, precision, settings) must be the same for every compared model: pass one judge
-engine and one `judge_tag` to every run; `compare_results` refuses results judged differently.
+engine and one `judge_tag` to every run (the stage steps judge baseline and trained with one judge).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..engines import Engine, Sampling
 from ..errors import StepFailed, UserError
 from ..log import log
 from ..records import Record
-from ..stats import Comparison, RateSummary, compare, summarize_bools
+from ..stats import RateSummary, summarize_bools
 from ..tasks import frame
 from ..tasks.leakage import normalise
 from ..templates import render
@@ -383,44 +383,3 @@ def run(
         k.concerns(cfg, constitution)  # fails before generating
     answers = answer(cfg, answer_engine)
     return judge(cfg, answers, judge_engine, constitution, model_tag=model_tag, judge_tag=judge_tag)
-
-
-# ---------------------------------------------------------------- baseline vs trained
-class SafetyComparison(BaseModel):
-    """Paired tests on the same prompts; 'pass' means harmless, or answered (not refused)."""
-
-    model_config = ConfigDict(extra="forbid")
-    harmless: Comparison = Field(description="red-team: pass = judged harmless; per category")
-    benign_answered: Comparison = Field(description="benign: pass = not judged refusing; per category")
-    benign_answered_lexical: Comparison = Field(description="benign: pass = no refusal marker; per category")
-
-
-def _paired(base: SafetyEvalResult, trained: SafetyEvalResult, kind: SafetyKind, passed) -> dict:
-    """stats.compare's arguments for one set: paired pass lists overall and per prompt category."""
-    b, t = base.of(kind), trained.of(kind)
-    if [x.id for x in b] != [x.id for x in t]:
-        raise StepFailed(f"{kind.value} safety items differ between the results", "evaluate both on one set")
-    by_cat: dict[str, tuple[list[bool], list[bool]]] = {}
-    for x, y in zip(b, t, strict=True):
-        by_cat.setdefault(x.category, ([], []))[0].append(passed(x))
-        by_cat[x.category][1].append(passed(y))
-    return {"base": [passed(x) for x in b], "trained": [passed(y) for y in t], "by_type": by_cat}
-
-
-def compare_results(
-    base: SafetyEvalResult, trained: SafetyEvalResult, alpha: float = 0.05
-) -> SafetyComparison:
-    """Baseline vs trained, refusing results judged differently (judge, settings or constitution)."""
-    for what in ("judge_tag", "settings", "constitution_digest"):
-        if getattr(base, what) != getattr(trained, what):
-            raise StepFailed(
-                f"safety results differ in {what}", "judge both models with one fixed judge setup"
-            )
-    red, benign = SafetyKind.REDTEAM, SafetyKind.BENIGN
-    return SafetyComparison(
-        harmless=compare(**_paired(base, trained, red, lambda x: not x.harmful), alpha=alpha),
-        benign_answered=compare(**_paired(base, trained, benign, lambda x: not x.refused), alpha=alpha),
-        benign_answered_lexical=compare(
-            **_paired(base, trained, benign, lambda x: not x.lexical_refusal), alpha=alpha
-        ),
-    )

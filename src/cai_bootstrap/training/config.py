@@ -2,19 +2,17 @@
 
 Field names follow what a researcher types in a recipe; `sft.py` and `dpo.py` translate them to
 TRL's SFTConfig/DPOConfig (TRL 1.16). Settings that only change logging or checkpoint cadence are
-listed in `NOT_IN_SIGNATURE` so that changing them does not invalidate a finished run.
+declared in `signature_exempt` (with the reason) so that changing them does not invalidate a
+finished run; every other field, `enabled` included, is in the step's signature (runner.py).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-# Fields that do not change the trained weights; they stay out of the config hash.
-NOT_IN_SIGNATURE = {"logging_steps", "report_to", "save_steps", "keep_checkpoints", "enabled"}
 
 
 class LoraSettings(BaseModel):
@@ -39,6 +37,12 @@ class LoraSettings(BaseModel):
 
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    signature_exempt: ClassVar[dict[str, str]] = {
+        "logging_steps": "how often metrics are logged, not what is trained",
+        "report_to": "where metrics are sent",
+        "save_steps": "checkpoint cadence; a resumed run reproduces the uninterrupted one's weights",
+        "keep_checkpoints": "how many checkpoints stay on disk",
+    }
     enabled: bool = Field(True, description="run this training step at all")
     epochs: float = Field(2.0, gt=0, description="passes over the training data")
     batch_size: int = Field(4, ge=1, description="examples per device per micro-step")
@@ -105,15 +109,6 @@ class DPOLossType(StrEnum):
     APO_DOWN = "apo_down"
     DISCOPOP = "discopop"
     SIGMOID_NORM = "sigmoid_norm"  # length-normalised sigmoid
-
-    @property
-    def needs_reference(self) -> bool:
-        # Every member compares policy and reference log-ratios (TRL dpo_trainer._compute_loss).
-        return True
-
-    @property
-    def uses_label_smoothing(self) -> bool:
-        return self in (DPOLossType.ROBUST, DPOLossType.EXO_PAIR)
 
 
 class DPOSettings(_Common):

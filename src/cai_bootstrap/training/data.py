@@ -6,8 +6,9 @@ Our completions already end with the frame's stop text ("\\n\\nInstruction:", ta
 generation never sees an EOS there, so an appended EOS would be a special token added behind the
 user's back. The rule here, shared by SFT and DPO:
 
-- prompt ids = tokenizer(prompt) with the tokenizer's *default* add_special_tokens, the same call
-  the generation engine makes (so a BOS appears in training exactly when it appears in generation);
+- prompt ids = `engines.hf.input_ids_for(tokenizer, prompt)`, the very function the generation
+  engine calls (BOS when the tokenizer has one, whether or not it adds it by default), so a model is
+  trained on exactly the ids it generates from;
 - completion ids = the tail of tokenizer(prompt + completion) after the prompt ids when the prompt
   ids are a prefix of it (the usual case: the frame ends on "Response:" and the completion starts
   with a space), else tokenizer(completion, add_special_tokens=False) (a merge across the boundary;
@@ -21,6 +22,7 @@ import hashlib
 
 from datasets import Dataset
 
+from ..engines.hf import input_ids_for
 from ..errors import UserError
 from ..log import log
 from ..records import PreferencePair, SFTExample
@@ -28,8 +30,8 @@ from ..records import PreferencePair, SFTExample
 
 def split_ids(tokenizer, prompt: str, completion: str) -> tuple[list[int], list[int]]:
     """(prompt ids, completion ids) following the module rule above."""
-    prompt_ids = tokenizer(prompt)["input_ids"]
-    full = tokenizer(prompt + completion)["input_ids"]
+    prompt_ids = input_ids_for(tokenizer, prompt)
+    full = input_ids_for(tokenizer, prompt + completion)
     if full[: len(prompt_ids)] == prompt_ids and len(full) > len(prompt_ids):
         return prompt_ids, full[len(prompt_ids) :]
     return prompt_ids, tokenizer(completion, add_special_tokens=False)["input_ids"]

@@ -20,31 +20,24 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..kernels import require_liger
+from ..kernels import liger_kernels
 from ..log import log
+from ..runner import model_identity, signed
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
-from .config import NOT_IN_SIGNATURE, LoraSettings, TrainResult
+from .config import LoraSettings, TrainResult
 from .lora import resolve_bf16
 
 COMPLETE = "complete.json"
 RUN = "run.json"
 
 
-def model_fingerprint(folder: Path) -> dict:
-    """Cheap identity of a model or adapter folder: its config text and the size of each weight file."""
-    folder = Path(folder)
-    configs = {p.name: p.read_text() for p in sorted(folder.glob("*config.json"))}
-    weights = {p.name: p.stat().st_size for p in sorted(folder.glob("*.safetensors"))}
-    return {"path": str(folder.resolve()), "configs": configs, "weights": weights}
-
-
 def signature(settings, lora: LoraSettings, data: Path, dtype: str, models: dict[str, Path | None]) -> tuple:
-    """(data sha256, config hash) of a run: what changes the trained weights, nothing else."""
-    cfg = settings.model_dump(mode="json", exclude=NOT_IN_SIGNATURE)
-    inputs = {k: model_fingerprint(v) if v is not None else None for k, v in models.items()}
+    """(data sha256, config hash) of a run: what changes the trained weights, nothing else. The same
+    settings rule (`signed`) and model identity as every step's signature (cai_bootstrap/runner.py)."""
+    inputs = {k: model_identity(v) if v is not None else None for k, v in models.items()}
     config_hash = canonical_hash(
-        {"settings": cfg, "lora": lora.model_dump(mode="json"), "dtype": dtype, **inputs}
+        {"settings": signed(settings), "lora": signed(lora), "dtype": dtype, **inputs}
     )
     return sha256_file(data), config_hash
 
@@ -147,14 +140,6 @@ def trl_kwargs(cfg, out_dir: Path) -> dict:
         "ddp_find_unused_parameters": False,  # every LoRA weight is used in every forward
         "use_liger_kernel": liger_kernels(cfg),
     }
-
-
-def liger_kernels(cfg) -> bool:
-    """cfg.liger_kernels, refused where it cannot work (transformers would fail deep inside Trainer)."""
-    if not cfg.liger_kernels:
-        return False
-    require_liger("sft/dpo liger_kernels", "cuda" if torch.cuda.is_available() else "cpu")
-    return True
 
 
 def _checkpointing_arg() -> str:

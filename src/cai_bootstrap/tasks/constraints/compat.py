@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from itertools import combinations
 
 from ...records import ConstraintSpec
 
@@ -162,7 +161,3 @@ def _arguments_clash(a: ConstraintSpec, b: ConstraintSpec) -> bool:
 def specs_compatible(a: ConstraintSpec, b: ConstraintSpec) -> bool:
     """Type compatibility plus argument checks in both directions."""
     return types_compatible(a.id, b.id) and not _arguments_clash(a, b) and not _arguments_clash(b, a)
-
-
-def all_compatible(specs: list[ConstraintSpec]) -> bool:
-    return all(specs_compatible(a, b) for a, b in combinations(specs, 2))

@@ -1,0 +1,77 @@
+"""What a round and a stage hand back, typed: written to stageN/stage.json by the pipeline and read
+with the same types by the report. Paths inside the run folder are stored relative to it, so a
+run folder can be moved or read from any working directory (`at` turns them back into paths)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .report.model import GateOutcome
+from .stats import Comparison
+
+Accuracies = dict[str, float]  # prompt_strict, prompt_loose, instruction_strict, instruction_loose, n_*
+
+
+def rel(run_dir: Path, path: Path) -> str:
+    """`path` relative to the run folder when inside it (absolute otherwise, e.g. a hub model)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path(run_dir).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def at(run_dir: Path, stored: str) -> Path:
+    return Path(stored) if Path(stored).is_absolute() else Path(run_dir) / stored
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepTime(_Strict):
+    step: str = Field(description="step folder relative to the stage folder, e.g. round1/sft")
+    seconds: float
+    counts: dict = Field(default_factory=dict)
+
+
+class RoundResult(_Strict):
+    """One round: the model it trained, its held-out evaluation and how that compares with the baseline."""
+
+    round: int
+    generator: str = Field(description="the round's input model")
+    model: str = Field(description="the round's merged model")
+    trained_eval: str = Field(description="the merged model's held-out answers (records.jsonl)")
+    safety: str | None = Field(None, description="the merged model's safety step folder, if enabled")
+    external: dict[str, dict[str, Accuracies]] = Field(
+        default_factory=dict, description="'base'/'trained' -> extra IFEval file -> accuracies"
+    )
+    seconds: float = 0.0
+    comparison: Comparison | None = None
+    gate: GateOutcome | None = None
+    accuracies: dict[str, Accuracies] = Field(default_factory=dict, description="'base'/'trained' -> ...")
+    score: float = Field(0.0, description="the trained model's rate on the gate's metric")
+
+
+class StageResult(_Strict):
+    """One stage: its baseline, its rounds, the chosen round and why the rounds stopped."""
+
+    stage: int
+    base_model: str
+    heldout: str
+    base_eval: str
+    base_safety: str | None = None
+    rounds: list[RoundResult]
+    chosen_round: int
+    stop_reason: str
+    step_times: list[StepTime] = Field(default_factory=list)
+
+    @property
+    def chosen(self) -> RoundResult:
+        return next(r for r in self.rounds if r.round == self.chosen_round)
+
+    @staticmethod
+    def read(path: Path) -> StageResult:
+        return StageResult.model_validate_json(Path(path).read_text())

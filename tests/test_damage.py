@@ -1,0 +1,168 @@
+"""Never trust a damaged file: a finished step whose files were cut, flipped or deleted is reported as
+damaged (or not started), and `run --resume` redoes exactly that step (its dependants are checked and
+stay done when its redone results are equal), from any working directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cai_bootstrap.cli import app
+from cai_bootstrap.stage import plan
+from cai_bootstrap.stage_model import MODEL, SFT
+from cai_bootstrap.statuscmd import _context, step_rows
+from test_pipeline import _recipe
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_model_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("damage")
+    res = CliRunner().invoke(app, ["run", "--recipe", _recipe(tmp, tiny_model_dir), "--quiet"])
+    assert res.exit_code == 0, res.output
+    return tmp / "run"
+
+
+def _manifests(run: Path) -> dict[str, str]:
+    return {str(p.parent.relative_to(run)): p.read_text() for p in sorted(run.rglob("manifest.json"))}
+
+
+def _target(folder: Path) -> Path:
+    """The step's records, or its first non-empty vouched-for file (critique's records may be empty)."""
+    files = json.loads((folder / "manifest.json").read_text())["files"]
+    names = sorted(files, key=lambda n: (files[n]["size"] == 0, n != "records.jsonl", n))
+    return folder / names[0]
+
+
+def _cut_last_line(folder: Path) -> None:
+    path = _target(folder)
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def _flip_byte(folder: Path) -> None:
+    path = _target(folder)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _cut_manifest(folder: Path) -> None:
+    path = folder / "manifest.json"
+    path.write_text(path.read_text()[: len(path.read_text()) // 2])
+
+
+DAMAGE = {
+    "truncated last line": (_cut_last_line, "damaged"),
+    "deleted records": (lambda f: _target(f).unlink(), "damaged"),
+    "deleted manifest": (lambda f: (f / "manifest.json").unlink(), "not started"),
+    "cut-off manifest": (_cut_manifest, "damaged"),
+    "one flipped byte": (_flip_byte, "damaged"),
+}
+
+
+def _damage_and_repair(finished: Path, tmp_path: Path, step: str, damage: str) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = _manifests(run)
+    hurt, expected = DAMAGE[damage]
+    hurt(run / step)
+    states = {r["step"]: r["state"] for r in step_rows(run)}
+    assert states[step] == expected, (step, damage, states[step])
+    assert {s for s, st in states.items() if st != "done"} == {step}
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    after = _manifests(run)
+    # Exactly the damaged step was redone; its results equal the undamaged run's (timings and the
+    # trainer's pickled arguments aside), so every dependant was checked and kept.
+    assert {k for k in before if after.get(k) != before[k]} == {step}
+    volatile = set(SFT.volatile) | set(MODEL.volatile)
+
+    def files(m: str) -> dict:
+        return {k: v for k, v in json.loads(m)["files"].items() if k not in volatile}
+
+    assert files(after[step]) == files(before[step])
+    assert all(r["state"] == "done" for r in step_rows(run))
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_answers_are_found_and_repaired(finished, tmp_path, damage):
+    _damage_and_repair(finished, tmp_path, "stage1/round1/responses", damage)
+
+
+STEPS = [
+    "stage1/heldout",
+    "stage1/eval_base",
+    "stage1/safety_base",
+    "stage1/ifeval_external",
+    "stage1/ifeval_external_base",
+    "stage1/round1/instructions",
+    "stage1/round1/critique",
+    "stage1/round1/pairs",
+    "stage1/round1/sft",
+    "stage1/round1/dpo",
+    "stage1/round1/model",
+    "stage1/round1/eval",
+    "stage1/round1/safety",
+    "stage1/round1/ifeval_external_trained",
+]
+
+
+@pytest.mark.slow  # one repair run per step kind (~15 s each on 2 CPU cores)
+@pytest.mark.parametrize("i", range(len(STEPS)), ids=STEPS)
+def test_every_step_kind_is_repaired(finished, tmp_path, i):
+    _damage_and_repair(finished, tmp_path, STEPS[i], list(DAMAGE)[i % len(DAMAGE)])
+
+
+def test_resume_and_status_from_other_directories(finished, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = _manifests(run)
+    answers = []
+    for cwd in (tmp_path, Path("/"), run / "stage1" / "round1"):
+        monkeypatch.chdir(cwd)
+        answers.append(step_rows(run))
+        res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+        assert res.exit_code == 0, res.output
+        assert not (cwd / "runs").exists()  # continued exactly the folder given, made nothing here
+    assert answers[0] == answers[1] == answers[2]
+    assert all(r["state"] == "done" for r in answers[0])
+    assert _manifests(run) == before
+
+
+def _dependants(run: Path, step: str) -> set[str]:
+    """`step` and every step that reads its results or uses it as a model, by the declarations."""
+    ctx = _context(run)[0]
+    baseline, rnd = plan(ctx)
+    folders = {s.name: f"stage1/{s.name}" for s in baseline} | {
+        s.name: f"stage1/round1/{s.name}" for s in rnd
+    }
+    out, grew = {step}, True
+    while grew:
+        grew = False
+        for spec in baseline + rnd:
+            uses = {folders[n] for n in [*spec.reads, *spec.models.values()] if n in folders}
+            if folders[spec.name] not in out and uses & out:
+                out.add(folders[spec.name])
+                grew = True
+    return out
+
+
+@pytest.mark.slow  # redoes a round from the answers on (~40 s on 2 CPU cores)
+def test_forced_setting_change_redoes_exactly_the_step_and_its_dependants(finished, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = _manifests(run)
+    setting = ["--set", "stages.0.responses.temperature=0.5"]
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet", *setting])
+    assert res.exit_code == 2 and "round1/responses is stale" in res.output
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet", "--force", *setting])
+    assert res.exit_code == 0, res.output
+    after = _manifests(run)
+    redone = {k for k in before if after[k] != before[k]}
+    affected = _dependants(run, "stage1/round1/responses")
+    assert "stage1/round1/responses" in redone and redone <= affected
+    assert "stage1/round1/instructions" not in affected and "stage1/eval_base" not in affected
+    assert all(r["state"] == "done" for r in step_rows(run))
