@@ -10,6 +10,7 @@ import cai_bootstrap.engines.openai as openai_engine  # needs the dev extra's op
 from cai_bootstrap.engines import Completion, Sampling
 from cai_bootstrap.errors import StepFailed, UserError
 from fake_openai import FakeOpenAI
+from tiny import tiny_canary
 
 PROMPTS = ["Instruction: Write a note.\nResponse:", "The sea", "List three fruits. Response: apple", "Answer"]
 
@@ -18,7 +19,7 @@ PROMPTS = ["Instruction: Write a note.\nResponse:", "The sea", "List three fruit
 def hf(tiny_model_dir):
     from cai_bootstrap.engines.hf import HFEngine
 
-    return HFEngine.from_path(tiny_model_dir, batch_size=4)
+    return HFEngine.from_path(tiny_model_dir, batch_size=4, canary=tiny_canary())
 
 
 def _openai(server: FakeOpenAI, tok, cache_dir=None, **settings):
@@ -172,6 +173,7 @@ def test_the_holder_builds_the_configured_engine(hf, tiny_model_dir, tmp_path):
     with FakeOpenAI(hf) as server:
         sets = [
             f"model.generator={tiny_model_dir}",
+            "model.canary.max_nll=null",  # random weights: exempt from the canary's likelihood bound
             "model.engine=openai",
             f"model.openai.base_url={server.url}",
         ]

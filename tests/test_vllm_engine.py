@@ -14,6 +14,7 @@ import torch
 from cai_bootstrap.engines import Sampling
 from cai_bootstrap.engines.vllm import VLLMEngine, batches_by_tokens, gpu_groups, require_vllm, serve
 from cai_bootstrap.errors import StepFailed, UserError
+from tiny import tiny_canary
 
 PROMPTS = ["Instruction: Write a note.\nResponse:", "The sea", "List three fruits. Response: apple", "Answer"]
 
@@ -85,7 +86,7 @@ class FakeLLM:
 def hf(tiny_model_dir):
     from cai_bootstrap.engines.hf import HFEngine
 
-    return HFEngine.from_path(tiny_model_dir, batch_size=4)
+    return HFEngine.from_path(tiny_model_dir, batch_size=4, canary=tiny_canary())
 
 
 def _engine(hf, workers: int, budget: int = 64, make=None):

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import health
+from .engines.holder import engine_signature
 from .records import EvalItem, Instruction, Response
 from .runner import Done, StepSpec
 from .stage_context import StageContext
@@ -103,7 +104,7 @@ def _generation(ctx: StageContext) -> dict:
 
 def _engine(ctx: StageContext, model: Path | None) -> dict:
     """Another engine (openai, vllm) samples differently; empty for hf (engines/holder.py)."""
-    return ctx.engines.signature(model) if model is not None else {}
+    return engine_signature(ctx.recipe.model, model) if model is not None else {}
 
 
 INSTRUCTIONS = StepSpec(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .engines.holder import engine_signature
 from .errors import UserError
 from .log import log
 from .records import Instruction, PreferencePair
@@ -140,7 +141,7 @@ def _eval_extra(ctx: StageContext) -> dict:
     return {
         "dtype": ctx.recipe.model.dtype,
         "scorer": SCORER_VERSION,
-        **ctx.engines.signature(ctx.base, evaluation=True),
+        **engine_signature(ctx.recipe.model, ctx.base, evaluation=True),
     }
 
 
@@ -196,7 +197,7 @@ SAFETY = StepSpec(
     extra=lambda ctx: {
         "constitution": ctx.constitution.digest(),
         "dtype": ctx.recipe.model.dtype,
-        **ctx.engines.signature(ctx.base, evaluation=True),
+        **engine_signature(ctx.recipe.model, ctx.base, evaluation=True),
     },
 )
 SAFETY_BASE = dataclasses.replace(

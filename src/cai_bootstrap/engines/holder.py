@@ -48,24 +48,10 @@ class Engines:
         return self.engine
 
     def signature(self, path: Path, evaluation: bool = False) -> dict:
-        """What a step's signature records about the engine: another engine samples differently.
-        Empty for hf, so the signatures of runs made before engines could be chosen still match."""
-        kind = self._kind(path, evaluation)
-        return {} if kind == "hf" else {"engine": kind}
+        return engine_signature(self.settings, path, evaluation)
 
     def _kind(self, path: Path, evaluation: bool) -> str:
-        kind = "hf" if self.settings is None else self.settings.engine
-        if kind != "openai" or (self._served(path) and not evaluation):
-            return kind
-        # The server holds model.generator only: the models this run trains, and evaluation (base and
-        # trained under the same conditions), run in-process, unless the recipe forbids it.
-        if self.settings.openai.trained_models == "error":
-            raise UserError(
-                f"model.engine is openai, which serves {self.settings.generator}, but the run needs {path} "
-                + ("for evaluation, which runs base and trained models alike" if evaluation else ""),
-                "set model.openai.trained_models: hf (in-process) or use model.engine: vllm",
-            )
-        return "hf"
+        return engine_kind(self.settings, path, evaluation)
 
     def _load(self, path: Path, kind: str) -> Engine:
         if kind == "vllm":
@@ -89,10 +75,6 @@ class Engines:
             canary=self.canary,
         )
 
-    def _served(self, path: Path) -> bool:
-        """The server serves model.generator; models this run trains (and other judges) are not on it."""
-        return Path(path).resolve() == models.resolve(self.settings.generator).resolve()
-
     def release(self) -> None:
         if self.engine is not None:
             engine, self.engine, self.path, self.kind = self.engine, None, None, None
@@ -101,3 +83,32 @@ class Engines:
             elif hasattr(engine, "close"):
                 engine.close()  # vllm: ends its worker processes, which frees their GPU memory
             del engine
+
+
+def engine_signature(settings, path: Path, evaluation: bool = False) -> dict:
+    """What a step's signature records about the engine: another engine samples differently. Empty for
+    hf, so the signatures of runs made before engines could be chosen still match. A function of the
+    recipe alone, so `status` and tests compute it without an Engines holder."""
+    kind = engine_kind(settings, path, evaluation)
+    return {} if kind == "hf" else {"engine": kind}
+
+
+def engine_kind(settings, path: Path, evaluation: bool) -> str:
+    """settings: the recipe's ModelSettings (None: hf)."""
+    kind = "hf" if settings is None else settings.engine
+    if kind != "openai" or (_served(settings, path) and not evaluation):
+        return kind
+    # The server holds model.generator only: the models this run trains, and evaluation (base and
+    # trained under the same conditions), run in-process, unless the recipe forbids it.
+    if settings.openai.trained_models == "error":
+        raise UserError(
+            f"model.engine is openai, which serves {settings.generator}, but the run needs {path} "
+            + ("for evaluation, which runs base and trained models alike" if evaluation else ""),
+            "set model.openai.trained_models: hf (in-process) or use model.engine: vllm",
+        )
+    return "hf"
+
+
+def _served(settings, path: Path) -> bool:
+    """The server serves model.generator; models this run trains (and other judges) are not on it."""
+    return Path(path).resolve() == models.resolve(settings.generator).resolve()
