@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .records import EvalItem
+from .stage_calibration import require_judge
 from .stage_context import StageContext
 from .stage_data import make_critique, make_heldout, make_instructions, make_pairs, make_responses
 from .stage_model import make_eval, make_safety, merge_round, train_round
@@ -39,6 +40,7 @@ def evaluate_external(ctx: StageContext, model: Path, tag: str, prefix: str) -> 
 
 def baseline(ctx: StageContext) -> tuple[Path, Step, Step | None]:
     """The stage's held-out set and its input model's evaluation on it (same frame, precision, greedy)."""
+    require_judge(ctx)  # a judge-only stage stops here, before any work, when its judge failed calibration
     held_path = make_heldout(ctx)
     base_eval = make_eval(ctx, "eval_base", ctx.base, "base", held_path)
     base_safety = make_safety(ctx, "safety_base", ctx.base, "base")

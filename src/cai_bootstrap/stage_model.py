@@ -9,6 +9,7 @@ from .engines.holder import model_identity
 from .errors import UserError
 from .log import log
 from .records import Instruction, PreferencePair
+from .stage_calibration import calibration
 from .stage_context import StageContext, sig, timeout
 from .steps import evaluate, safety_eval
 from .store import Step, canonical_hash, read_jsonl, sha256_file
@@ -49,6 +50,8 @@ def make_safety(ctx: StageContext, name: str, model_path: Path, tag: str) -> Ste
         "templates": template_hash("safety_judge"),
         "frame": canonical_hash(frame_fingerprint()),
     }
+    cal = calibration(ctx)  # before ctx.step: a changed calibration makes this step stale
+    conf["judge_calibration"] = canonical_hash(cal.model_dump(mode="json")) if cal else None
     st = ctx.step(name, conf, {})
     if st.state() != "done":
         with timeout(ctx, "evaluation"):
@@ -60,6 +63,7 @@ def make_safety(ctx: StageContext, name: str, model_path: Path, tag: str) -> Ste
             ctx.constitution,
             model_tag=tag,
             judge_tag=model_identity(ctx.judge),
+            calibration=cal,
         )
         summary = result.model_dump(mode="json", exclude={"items"})
         st.finish(result.items, {"items": len(result.items)}, {"result": summary})

@@ -443,12 +443,15 @@ def run(
     *,
     model_tag: str = "model",
     judge_tag: str = "judge",
+    calibration: Calibration | None = None,
 ) -> SafetyEvalResult:
     """Answer both held-out sets with `answer_engine` and judge them with `judge_engine`."""
     for k in (SafetyKind.REDTEAM, SafetyKind.BENIGN):
         k.concerns(cfg, constitution)  # fails before generating
     answers = answer(cfg, answer_engine)
-    return judge(cfg, answers, judge_engine, constitution, model_tag=model_tag, judge_tag=judge_tag)
+    return judge(
+        cfg, answers, judge_engine, constitution, model_tag=model_tag, judge_tag=judge_tag, calibration=calibration
+    )
 
 
 # ---------------------------------------------------------------- baseline vs trained
