@@ -11,11 +11,11 @@ from scipy.stats import norm
 
 from cai_bootstrap.constitution import load_constitution
 from cai_bootstrap.errors import StepFailed
+from cai_bootstrap.stats import rogan_gladen
 from cai_bootstrap.steps import calibrate, safety_eval
 from cai_bootstrap.steps.calibrate import Question, balanced, load_set
 from cai_bootstrap.steps.judge import LABELS, JudgeSettings
 from cai_bootstrap.steps.safety_eval import NO, YES, SafetyEvalSettings, SafetyKind
-from cai_bootstrap.stats import rogan_gladen
 from cai_bootstrap.tasks.leakage import assert_calibration_apart, check_leakage
 
 CONSTITUTION = load_constitution(None)
@@ -40,7 +40,10 @@ class ScriptedJudge:
         if prompt.endswith("is Response"):
             instruction = _between(prompt, "\nInstruction: ", "\nQuestion about each response: ")
             return (instruction, _between(prompt, "\nResponse A: ", "\nResponse B: ")) in BETTER
-        key = (_between(prompt, "\nRequest: ", "\nResponse: "), _between(prompt, "\nResponse: ", "\nConcern: "))
+        key = (
+            _between(prompt, "\nRequest: ", "\nResponse: "),
+            _between(prompt, "\nResponse: ", "\nConcern: "),
+        )
         concern = _between(prompt, "\nConcern: ", "\nQuestion: ")
         truth = REFUSAL_LABEL[key] if concern == safety_eval.REFUSAL_CONCERN else HARM_LABEL.get(key, False)
         positive = "Does the response have this problem?" in prompt.rsplit("\nQuestion: ", 1)[1]

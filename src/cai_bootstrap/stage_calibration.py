@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+from .config import Recipe
+from .constitution import load_constitution
 from .engines.holder import model_identity
 from .errors import UserError
 from .stage_context import StageContext, timeout
@@ -65,22 +67,53 @@ def calibration(ctx: StageContext) -> Calibration | None:
     return Calibration.model_validate(st.manifest()["calibration"])
 
 
-def pair_judge_refusal(ctx: StageContext) -> str | None:
-    """Why the pairs step may not use its judge ('not measured: ...'), or None when it may."""
-    if not ctx.cfg.judge.enabled:
+def pair_judge(ctx: StageContext) -> dict | None:
+    """The pairs judge's calibration in brief: {'line': ..., 'refused': 'not measured: ...' or None};
+    None when the stage's pairs use no judge. Part of the pairs step's signature and manifest."""
+    cal = calibration(ctx) if ctx.cfg.judge.enabled else None
+    t = cal.types.get(Question.PREFERENCE) if cal else None
+    if t is None:
         return None
-    cal = calibration(ctx)
-    return cal.refusal(Question.PREFERENCE) if cal else None
+    return {"line": f"{t.describe()}; {t.bias()}", "refused": cal.refusal(Question.PREFERENCE)}
 
 
 def require_judge(ctx: StageContext) -> None:
     """Stop a judge-only stage at its start when its judge failed calibration (one line, exit 2)."""
     if ctx.cfg.stage not in JUDGE_ONLY_STAGES or not ctx.cfg.judge.enabled:
         return
-    why = pair_judge_refusal(ctx)
+    why = (pair_judge(ctx) or {}).get("refused")
     if why:
         raise UserError(
             f"stage {ctx.cfg.stage} orders its pairs by a judge, and judge {ctx.judge} failed calibration "
             f"({why.removeprefix('not measured: ')})",
             "set model.judge to a local model folder that passes `cai-bootstrap calibrate --judge FOLDER`",
         )
+
+
+def calibrate_alone(recipe: Recipe, judge: str, stage: int | None = None) -> Calibration:
+    """`cai-bootstrap calibrate`: calibrate model `judge` (embedded:NAME or a local folder) with one
+    stage's judge and safety settings of `recipe` (the first stage by default) on every question type."""
+    from . import models
+    from .engines.hf import HFEngine
+
+    matching = [s for s in recipe.stages if stage is None or s.stage == stage]
+    if not matching:
+        raise UserError(
+            f"the recipe has no stage {stage}", "pass a stage the recipe lists, or leave --stage out"
+        )
+    cfg, m = matching[0], recipe.model
+    path = models.resolve(judge)
+    engine = HFEngine.from_path(
+        path, m.dtype, m.resolved_device(), m.batch_size, liger_kernels=m.liger_kernels
+    )
+    try:
+        return calibrate.run(
+            list(Question),
+            cfg.judge,
+            cfg.eval.safety,
+            engine,
+            load_constitution(recipe.constitution),
+            judge_name=judge,
+        )
+    finally:
+        models.free(engine.model)

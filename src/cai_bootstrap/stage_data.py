@@ -11,7 +11,7 @@ from pathlib import Path
 from .engines.holder import model_identity
 from .errors import UserError
 from .records import EvalItem, Instruction, Response
-from .stage_calibration import pair_judge_refusal
+from .stage_calibration import pair_judge
 from .stage_context import StageContext, sig, timeout
 from .steps import critique, pairs, responses
 from .steps import instructions as instructions_step
@@ -156,7 +156,7 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
         "constitution": ctx.constitution.digest(),
         "judge_model": model_identity(ctx.judge),
         "templates": template_hash("judge"),
-        "judge_refused": pair_judge_refusal(ctx),  # the judge's calibration verdict (stage_calibration.py)
+        "judge_calibration": pair_judge(ctx),  # the judge's calibration verdict (stage_calibration.py)
     }
     inputs = {
         "instructions": ins_step.records_path,
@@ -167,7 +167,7 @@ def make_pairs(ctx: StageContext, ins_step: Step, resp_step: Step, crit_step: St
     if st.state() != "done":
         ins = read_jsonl(ins_step.records_path, Instruction)
         cands = read_jsonl(resp_step.records_path, Response) + read_jsonl(crit_step.records_path, Response)
-        refused = conf["judge_refused"]
+        refused = (conf["judge_calibration"] or {}).get("refused")
         engine = ctx.engines.get(ctx.judge) if ctx.cfg.judge.enabled and not refused else None
         judge_fn = None if refused else make_judge_fn(ctx.cfg.judge, engine, ctx.constitution)
         critiques = read_jsonl(crit_step.folder / "critiques.jsonl", CritiqueRecord)

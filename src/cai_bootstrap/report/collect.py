@@ -10,10 +10,11 @@ from pathlib import Path
 import yaml
 
 from ..records import EvalItem
-from ..stats import Comparison, RateSummary
+from ..stats import Comparison, CorrectedRate, RateSummary
+from ..steps.calibrate import Calibration
 from ..store import canonical_hash, git_commit, read_jsonl
-from .model import Example, GateOutcome, ReportData, StageReport
-from .render import render
+from .model import Example, GateOutcome, ReportData, SafetyRow, StageReport, rate_text
+from .render import pct, render
 
 N_EXAMPLES = 4
 
@@ -52,18 +53,64 @@ def _rel(run_dir: Path, path: Path) -> str:
     return str(path.relative_to(run_dir)) if path.exists() else ""
 
 
-def _safety(summary: dict) -> tuple[dict | None, dict | None]:
-    """Harmless rate and over-refusal (judge and refusal phrases, never merged) per model."""
-    harm, refuse = {}, {}
+def _judge_note(cal: Calibration | None, question: str) -> str:
+    t = cal.types.get(question) if cal else None
+    return f"{t.describe()}; {t.bias()}" if t else "judge not calibrated"
+
+
+def _safety_rows(tag: str, r: dict, cal: Calibration | None) -> list[SafetyRow]:
+    """One model's safety figures: judged ones with the judge's calibration beside them, or why they
+    were not measured; the corrected harmless rate; the lexical over-refusal."""
+    notes, rows = r.get("not_measured") or {}, []
+    for figure, key, flag, question in (("harmless", "harmless", "harmful", "harm"),
+                                        ("over-refusal", "over_refusal", "refused", "refusal")):  # fmt: skip
+        judge = _judge_note(cal, question)
+        if r.get(key):
+            rs = RateSummary.model_validate(r[key])
+            rows.append(SafetyRow(figure=figure, model=tag, measure="judge", count=f"{rs.successes}/{rs.n}",
+                                  value=rate_text(rs), judge=judge))  # fmt: skip
+        else:
+            rows.append(SafetyRow(figure=figure, model=tag, measure="judge", value=notes.get(flag, "not measured"),
+                                  judge=judge))  # fmt: skip
+        if key == "harmless" and r.get("harmless_corrected"):
+            c = CorrectedRate.model_validate(r["harmless_corrected"])
+            value = f"{pct(c.rate)} [{pct(c.ci_low)}, {pct(c.ci_high)}] (raw {pct(c.raw)})"
+            rows.append(SafetyRow(figure="harmless (corrected)", model=tag, measure="judge, Rogan-Gladen",
+                                  value=value, judge=judge))  # fmt: skip
+    lex = RateSummary.model_validate(r["over_refusal_lexical"])
+    rows.append(SafetyRow(figure="over-refusal", model=tag, measure="refusal phrases (lexical)",
+                          count=f"{lex.successes}/{lex.n}", value=rate_text(lex)))  # fmt: skip
+    return rows
+
+
+def _safety(summary: dict) -> tuple[dict | None, dict | None, list[SafetyRow], list[str]]:
+    """Measured harmless and over-refusal rates per model (for the plot; judge and refusal phrases
+    never merged), the table rows, and the judge's calibration lines."""
+    harm, refuse, rows, lines = {}, {}, [], []
     for tag, folder in (summary.get("safety") or {}).items():
         m = _json(Path(folder) / "manifest.json") if folder else None
         if not m:
             continue
         r = m["result"]
-        harm[tag] = RateSummary.model_validate(r["harmless"])
-        refuse[f"{tag} (judge)"] = RateSummary.model_validate(r["over_refusal"])
+        cal = Calibration.model_validate(r["judge_calibration"]) if r.get("judge_calibration") else None
+        if r.get("harmless"):
+            harm[tag] = RateSummary.model_validate(r["harmless"])
+        if r.get("over_refusal"):
+            refuse[f"{tag} (judge)"] = RateSummary.model_validate(r["over_refusal"])
         refuse[f"{tag} (refusal phrases)"] = RateSummary.model_validate(r["over_refusal_lexical"])
-    return harm or None, refuse or None
+        rows += _safety_rows(tag, r, cal)
+        lines += [f"safety judge {cal.judge}: {line}" for line in (cal.lines() if cal else [])]
+    return harm or None, refuse or None, rows, list(dict.fromkeys(lines))
+
+
+def _pairs_judge(pairs_manifest: dict) -> str:
+    """The pairs judge's calibration line, or why its pairs were dropped."""
+    note = (pairs_manifest.get("config") or {}).get("judge_calibration")
+    if not note:
+        return ""
+    if note.get("refused"):
+        return f"{note['refused']} (ties it would have ordered were dropped: judge_uncalibrated)"
+    return note["line"]
 
 
 def _rates(acc: dict) -> dict[str, float]:
@@ -119,7 +166,10 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         "merged model": Path(summary["model"]) if summary.get("model") else r1 / "model",
     }
     acc = summary.get("accuracies")
-    harmless, over_refusal = _safety(summary)
+    harmless, over_refusal, safety_rows, judge_lines = _safety(summary)
+    pairs_judge = _pairs_judge(pairs_m)
+    if pairs_judge:
+        judge_lines.append(f"pairs judge: preference: {pairs_judge}")
     margins = [p.get("margin") for p in _curve(r1 / "pairs" / "records.jsonl") if p.get("margin") is not None]
     return StageReport(
         stage=summary.get("stage", int(folder.name.removeprefix("stage"))),
@@ -128,6 +178,9 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         ifeval=_ifeval(acc, summary.get("external") or {}),
         harmlessness=harmless,
         over_refusal=over_refusal,
+        safety_rows=safety_rows,
+        judge_calibration=judge_lines,
+        pairs_judge=pairs_judge,
         pair_stats=stats,
         margins=margins,
         diversity=(ins_m.get("stats") or {}).get("diversity"),
