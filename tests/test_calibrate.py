@@ -200,3 +200,44 @@ def test_rogan_gladen_refuses_a_chance_classifier_and_widens_for_a_weak_one():
         rogan_gladen(30, 100, 25, 50, 25, 50)
     weak = rogan_gladen(30, 100, 30, 50, 30, 50)  # Se + Sp - 1 = 0.2, lower ends reach chance
     assert (weak.ci_low, weak.ci_high) == (0.0, 1.0)
+
+
+# ---------------------------------------------------------------- stage 6 and the command line
+def test_stage_6_stops_with_one_line_when_its_judge_fails(monkeypatch):
+    from types import SimpleNamespace
+
+    from cai_bootstrap import stage_calibration
+    from cai_bootstrap.config import StageSettings
+    from cai_bootstrap.errors import UserError
+
+    failed = _calibrate("random", per_class=None)
+    monkeypatch.setattr(stage_calibration, "calibration", lambda ctx: failed)
+    ctx = SimpleNamespace(cfg=StageSettings(stage=6), judge="/models/base")
+    with pytest.raises(UserError) as e:
+        stage_calibration.require_judge(ctx)
+    line = e.value.one_line()
+    assert "\n" not in line and "stage 6 orders its pairs by a judge" in line
+    assert "judge balanced accuracy" in line and "model.judge" in line
+    # A judge that passes, or a stage with verifiable constraints, goes on.
+    monkeypatch.setattr(stage_calibration, "calibration", lambda ctx: _calibrate("labels"))
+    stage_calibration.require_judge(ctx)
+    monkeypatch.setattr(stage_calibration, "calibration", lambda ctx: failed)
+    stage_calibration.require_judge(SimpleNamespace(cfg=StageSettings(stage=1), judge="/models/base"))
+
+
+def test_calibrate_command_prints_the_table(tmp_path, tiny_model_dir):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cai_bootstrap.cli import app
+
+    out = tmp_path / "cal.json"
+    args = ["calibrate", "--judge", str(tiny_model_dir), "--quiet", "--out", str(out)]
+    args += ["--set", "model.dtype=float32", "--set", "stages.0.judge.calibration_per_class=3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "balanced accuracy" in result.output and "harm:" in result.output
+    saved = json.loads(out.read_text())
+    assert set(saved["types"]) == {"harm", "refusal", "preference"}
+    assert all(t["n"] == 6 for t in saved["types"].values())

@@ -52,6 +52,9 @@ def _recipe(tmp_path, model_dir, **gate) -> str:
                 "critique": {"max_items": 2, "critique_max_new_tokens": 8, "max_new_tokens": 8, "shots": 1},
                 # The tiny random model never stops: every answer runs to max_new_tokens.
                 "pairs": {"max_judged_per_instruction": 2, "min_margin": 0.0, "drop_truncated": False},
+                # A tiny calibration, and a bar the random judge clears, so that its pairs and safety
+                # figures still go down the judged path (tests/test_calibrate.py covers the refusals).
+                "judge": {"calibration_per_class": 2, "min_balanced_accuracy": 0.0},
                 "lora": {"r": 4},
                 "sft": {"epochs": 1, "batch_size": 4, "max_length": 1024, "learning_rate": 1e-3},
                 "dpo": {"epochs": 1, "batch_size": 4, "max_length": 1024, "eval_fraction": 0.0},
