@@ -291,6 +291,7 @@ def run(
     assert_calibration_apart()
     types = {}
     for q in questions:
+        log.info(f"judge calibration [{judge_name}]: scoring {q.value} ...")
         if q is Question.PREFERENCE:
             types[q] = score_preference(judge, engine, constitution, judge.calibration_per_class, judge.seed)
         else:
