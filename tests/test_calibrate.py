@@ -241,3 +241,19 @@ def test_calibrate_command_prints_the_table(tmp_path, tiny_model_dir):
     saved = json.loads(out.read_text())
     assert set(saved["types"]) == {"harm", "refusal", "preference"}
     assert all(t["n"] == 6 for t in saved["types"].values())
+
+
+def test_pairs_drop_the_ties_a_refused_judge_would_have_ordered():
+    from cai_bootstrap.records import Instruction, Response
+    from cai_bootstrap.steps import pairs
+
+    ins = Instruction(id="i", stage=1, split="train", prompt="Say hi.", task="t", task_kind="k", topic="t")
+    answers = [
+        Response(id=f"r{k}", instruction_id="i", sample=k, text=text)
+        for k, text in enumerate(["Hello there, friend.", "Good morning to you all.", "Hi!"])
+    ]
+    why = "not measured: judge balanced accuracy 0.50 [0.42, 0.58] on 156 labelled pairs"
+    out = pairs.run(pairs.PairSettings(), [ins], answers, None, judge_refused=why)
+    assert not out.pairs and len(out.dropped) == 3
+    assert {(d.reason, d.detail) for d in out.dropped} == {(pairs.DropReason.JUDGE_UNCALIBRATED, why)}
+    assert out.stats.dropped_by_reason == {"judge_uncalibrated": 3}
