@@ -31,7 +31,7 @@ def test_stage_two_generates_with_stage_one_model(tmp_path, tiny_model_dir):
     # A random model never answers stage 2 correctly: no passing answer to imitate, so stage 2 runs
     # "DPO only" on judge-ordered pairs (the method's ablation mode).
     s2["sft"]["enabled"] = False
-    s2["judge"] = {"enabled": True}
+    s2["judge"]["enabled"] = True
     recipe["stages"].append(s2)
     open(path, "w").write(yaml.safe_dump(recipe))
     res = CliRunner().invoke(app, ["run", "--recipe", path, "--quiet"])

@@ -22,6 +22,7 @@ TINY = [
     "stages.0.responses.max_new_tokens=32",
     "stages.0.critique.max_items=2",
     "stages.0.judge.enabled=false",
+    "stages.0.judge.calibration_per_class=4",  # the safety judge's calibration, kept tiny
     # At 32 tokens most answers are cut off; the truncation filter is unit-tested in test_pairs.py.
     "stages.0.pairs.drop_truncated=false",
     "stages.0.sft.epochs=1",

@@ -73,6 +73,9 @@ def _recipe(tmp_path, model_dir, **gate) -> str:
                         "ifeval_files": [_ifeval_file(tmp_path)],
                         "safety": {"n_redteam": 2, "n_benign": 2, "max_new_tokens": 6, "harm_categories": []},
                     },
+                    # A tiny calibration, and a bar the random judge clears, so that its pairs and safety
+                    # figures still go down the judged path (tests/test_calibrate.py covers the refusals).
+                    "judge": {"calibration_per_class": 2, "min_balanced_accuracy": 0.0},
                     "gate": gate or {"metric": "prompt_strict"},
                 }
             )

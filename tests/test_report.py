@@ -235,3 +235,40 @@ def test_a_stage_without_a_gate_is_shown_as_recorded(tmp_path):
     assert "**No gate configured.** prompt_strict: 0.55" in mdt and "recorded (no gate)" in mdt
     assert "**Gate failed.**" not in mdt
     assert "No gate configured." in text and "recorded (no gate)" in text
+
+
+def test_safety_figures_show_the_judge_calibration_or_not_measured(tmp_path):
+    from cai_bootstrap.report.model import SafetyRow
+
+    why = "not measured: judge balanced accuracy 0.55 [0.47, 0.63] on 164 labelled answers"
+    stage = StageReport(
+        stage=1,
+        over_refusal={"base (refusal phrases)": summarize(1, 44)},
+        safety_rows=[
+            SafetyRow(figure="harmless", model="base", measure="judge", value=why, judge=why[14:]),
+            SafetyRow(
+                figure="harmless (corrected)",
+                model="trained",
+                measure="judge, Rogan-Gladen",
+                value="61.0% [40.2%, 83.3%] (raw 57.0%)",
+                judge="judge balanced accuracy 0.91 [0.86, 0.94]",
+            ),
+            SafetyRow(
+                figure="over-refusal",
+                model="base",
+                measure="refusal phrases (lexical)",
+                count="1/44",
+                value="2.3% [0.4%, 11.8%]",
+            ),
+        ],  # fmt: skip
+        judge_calibration=[f"safety judge m: harm: {why[14:]}; lean +0.40 nats; NOT used (below 0.80)"],
+        pairs_judge=why + " (ties it would have ordered were dropped: judge_uncalibrated)",
+        pair_stats={"pairs": 3},
+    )
+    md, html = render(
+        ReportData(run_name="r", model="m", created=datetime(2025, 1, 1), stages=[stage]), tmp_path
+    )
+    for text in (md.read_text(), html.read_text()):
+        assert why in text and "Rogan-Gladen" in text and "refusal phrases (lexical)" in text
+        assert "NOT used (below 0.80)" in text and "judge_uncalibrated" in text
+    check_html(html)

@@ -163,6 +163,43 @@ def eval_(
     out.print(f"results: {plan.results_out}", soft_wrap=True, markup=False, highlight=False)
 
 
+@app.command()
+@_errors
+def calibrate(
+    judge: Annotated[str, typer.Option(help="the judge model: embedded:NAME or a local model folder")],
+    recipe: Annotated[
+        Path | None, typer.Option(help="recipe whose judge and safety settings apply (default: quickstart)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override, e.g. stages.0.judge.calibration_per_class=20")
+    ] = None,
+    stage: Annotated[int | None, typer.Option(help="use this stage's settings (default: the first)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="also write the calibration as JSON here")
+    ] = None,
+    quiet: bool = False,
+):
+    """Calibrate a judge on the labelled sets alone and print its balanced accuracy and bias."""
+    from .config import load_recipe
+    from .stage_calibration import calibrate_alone
+    from .store import atomic_write_text
+
+    logging_.setup(quiet)
+    cal = calibrate_alone(load_recipe(recipe or QUICKSTART, set_ or []), judge, stage)
+    table = Table("question", "n", "balanced accuracy [95% CI]", "sensitivity", "specificity", "bias", "used")
+    for q, t in cal.types.items():
+        ba = f"{t.balanced_accuracy:.2f} [{t.ci_low:.2f}, {t.ci_high:.2f}]"
+        used = "yes" if t.accepted else f"no (< {t.min_balanced_accuracy:.2f})"
+        sens, spec = f"{t.sensitivity.rate:.2f}", f"{t.specificity.rate:.2f}"
+        table.add_row(q.value, str(t.n), ba, sens, spec, t.bias(), used)
+    out.print(table)
+    for line in cal.lines():
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
+    if output is not None:
+        atomic_write_text(output, cal.model_dump_json(indent=2))
+        out.print(f"calibration: {output}")
+
+
 @app.command("pairs-stats")
 @_errors
 def pairs_stats(

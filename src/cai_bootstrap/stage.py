@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .results import RoundResult, StepTime, rel
 from .runner import StepSpec, result_digest, run_step
+from .stage_calibration import require_judge
 from .stage_context import StageContext
 from .stage_data import CRITIQUE, HELDOUT, INSTRUCTIONS, PAIRS, RESPONSES
 from .stage_model import DPO, EVAL, EVAL_BASE, MODEL, SAFETY, SAFETY_BASE, SFT, external_steps
@@ -91,6 +92,7 @@ def _accuracies(done: Progress, specs: list[StepSpec], suffix: str) -> dict[str,
 
 def baseline(ctx: StageContext) -> Progress:
     """The stage's held-out set and its input model's evaluations on it (same frame, precision, greedy)."""
+    require_judge(ctx)  # a judge-only stage stops here, before any work, when its judge failed calibration
     done = run_steps(ctx, plan(ctx)[0], Progress())
     ctx.engines.release()
     return done

@@ -11,6 +11,7 @@ from . import health
 from .engines.holder import engine_signature
 from .records import EvalItem, Instruction, Response
 from .runner import Done, StepSpec
+from .stage_calibration import pair_judge
 from .stage_context import StageContext
 from .steps import critique, pairs, responses
 from .steps import instructions as instructions_step
@@ -194,10 +195,15 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     cands = read_jsonl(inputs["responses"] / "records.jsonl", Response) + read_jsonl(
         crit / "records.jsonl", Response
     )
-    engine = ctx.engines.get(models["judge"]) if ctx.cfg.judge.enabled else None
-    judge_fn = make_judge_fn(ctx.cfg.judge, engine, ctx.constitution)
+    # A judge that failed calibration (stage_calibration.py) orders no pair: its ties are dropped with
+    # the reason. Its verdict depends on the judge model, the judge settings and the labelled sets, all
+    # in this step's signature.
+    verdict = pair_judge(ctx)
+    refused = (verdict or {}).get("refused")
+    engine = ctx.engines.get(models["judge"]) if ctx.cfg.judge.enabled and not refused else None
+    judge_fn = None if refused else make_judge_fn(ctx.cfg.judge, engine, ctx.constitution)
     critiques = read_jsonl(crit / "critiques.jsonl", CritiqueRecord)
-    out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques)
+    out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques, judge_refused=refused)
     pcfg = ctx.cfg.pairs
     chosen = out.pairs if pcfg.sft_from_chosen else ()
     sft = pairs.sft_examples(ins, cands, chosen, pcfg.drop_truncated, pcfg.sft_per_instruction)
@@ -217,7 +223,7 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     shutil.copy(crit / "critiques.jsonl", st.folder / "critiques.jsonl")
     write_jsonl(st.records_path, out.pairs)
     counts = {"pairs": len(out.pairs), "dropped": len(out.dropped), "sft_examples": len(sft)}
-    return Done(None, counts, {"stats": out.stats.model_dump(mode="json")})
+    return Done(None, counts, {"stats": out.stats.model_dump(mode="json"), "judge_calibration": verdict})
 
 
 PAIRS = StepSpec(
@@ -226,7 +232,7 @@ PAIRS = StepSpec(
     settings=("pairs", "judge"),
     reads=("instructions", "responses", "critique"),
     models={"judge": "judge"},
-    resources=(FRAME, "templates/judge.j2"),
+    resources=(FRAME, "templates/judge.j2", "data/calibration_preference.yaml"),
     outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl"),
     timeout="generation",
     extra=_judging,

@@ -11,6 +11,7 @@ from .errors import UserError
 from .log import log
 from .records import Instruction, PreferencePair
 from .runner import Done, StepSpec, model_identity
+from .stage_calibration import calibration
 from .stage_context import StageContext
 from .stage_data import FRAME
 from .steps import evaluate, safety_eval
@@ -173,8 +174,17 @@ def _safety(ctx: StageContext, st, inputs, models) -> Done:
     tag = "base" if st.folder.parent == ctx.stage_dir else "trained"
     answers = safety_eval.answer(cfg, ctx.engines.get(models["evaluated"], evaluation=True))
     judge = models["judge"]
+    # A judge below judge.min_balanced_accuracy on the labelled sets gives no figure ("not measured");
+    # an accepted one also gives the Rogan-Gladen corrected harmless rate (stage_calibration.py).
+    cal = calibration(ctx)
     result = safety_eval.judge(
-        cfg, answers, ctx.engines.get(judge), ctx.constitution, model_tag=tag, judge_tag=model_identity(judge)
+        cfg,
+        answers,
+        ctx.engines.get(judge),
+        ctx.constitution,
+        model_tag=tag,
+        judge_tag=model_identity(judge),
+        calibration=cal,
     )
     summary = result.model_dump(mode="json", exclude={"items"})
     return Done(result.items, {"items": len(result.items)}, {"result": summary})
@@ -191,12 +201,18 @@ SAFETY = StepSpec(
         "templates/safety_judge.j2",
         "data/redteam_eval.yaml",
         "data/benign_risky_eval.yaml",
+        "data/calibration_harm.yaml",
+        "data/calibration_refusal.yaml",
     ),
     outputs=("records.jsonl",),
     timeout="evaluation",
     extra=lambda ctx: {
         "constitution": ctx.constitution.digest(),
         "dtype": ctx.recipe.model.dtype,
+        # The judge's calibration decides which figures exist (judge.* is otherwise the pairs' section).
+        "judge_calibration": ctx.cfg.judge.model_dump(
+            mode="json", include={"min_balanced_accuracy", "calibration_per_class", "seed"}
+        ),
         **engine_signature(ctx.recipe.model, ctx.base, evaluation=True),
     },
 )

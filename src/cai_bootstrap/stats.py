@@ -188,3 +188,58 @@ def compare(
     return Comparison(
         base=sb, trained=st, mcnemar=mcnemar(base, trained), cohens_h=h_all, alpha=alpha, per_type=rows
     )
+
+
+class CorrectedRate(BaseModel):
+    """A prevalence corrected for a classifier's measured sensitivity and specificity (Rogan-Gladen)."""
+
+    model_config = ConfigDict(extra="forbid")
+    raw: float = Field(description="share of items the classifier called positive")
+    rate: float = Field(description="corrected prevalence, clipped to [0, 1]")
+    ci_low: float = Field(description="lower end of the propagated interval (see rogan_gladen)")
+    ci_high: float = Field(description="upper end of the propagated interval")
+    n: int = Field(description="items classified")
+    sensitivity: float = Field(description="P(called positive | positive), measured on labelled data")
+    specificity: float = Field(description="P(called negative | negative), measured on labelled data")
+
+
+def _rg(p: float, se: float, sp: float) -> float:
+    return min(1.0, max(0.0, (p + sp - 1.0) / (se + sp - 1.0)))
+
+
+def rogan_gladen(
+    positives: int, n: int, tp: int, n_pos: int, tn: int, n_neg: int, confidence: float = 0.95
+) -> CorrectedRate:
+    """Prevalence of positives among n items, `positives` of which a classifier called positive,
+    corrected for its sensitivity tp/n_pos and specificity tn/n_neg (Rogan & Gladen 1978):
+
+        pi = (p + Sp - 1) / (Se + Sp - 1)        p = positives / n, clipped to [0, 1]
+
+    Interval: the observed rate, Se and Sp each get a Wilson interval at confidence 1 - alpha/3
+    (Bonferroni: all three hold together with probability >= 1 - alpha), and the corrected rate's
+    interval is the smallest and largest pi over the corners of that box: with the other two fixed,
+    pi is monotone in each of p, Se and Sp (a ratio of linear functions with no pole in the box), so
+    its extremes over the box lie on corners. When Se + Sp - 1 can reach 0 inside the box the
+    classifier may be no better than chance and the interval is the whole [0, 1]. This is wider than the delta method (Greiner &
+    Gardner 2000) but needs no normal approximation, which the small labelled sets would not bear.
+    """
+    for k, m in ((positives, n), (tp, n_pos), (tn, n_neg)):
+        _check_counts(k, m)
+    if min(n, n_pos, n_neg) == 0:
+        raise StepFailed(
+            "a corrected rate needs items and labelled positives and negatives", "calibrate first"
+        )
+    p, se, sp = positives / n, tp / n_pos, tn / n_neg
+    level = 1 - (1 - confidence) / 3
+    box = [wilson(positives, n, level), wilson(tp, n_pos, level), wilson(tn, n_neg, level)]
+    common = {"raw": p, "n": n, "sensitivity": se, "specificity": sp}
+    if se + sp - 1.0 <= 0:
+        raise StepFailed(
+            f"no correction for a classifier no better than chance (Se {se:.2f} + Sp {sp:.2f} <= 1)",
+            "use a judge that passes calibration",
+        )
+    rate = _rg(p, se, sp)
+    if box[1][0] + box[2][0] - 1.0 <= 0:
+        return CorrectedRate(rate=rate, ci_low=0.0, ci_high=1.0, **common)
+    corners = [_rg(a, b, c) for a in box[0] for b in box[1] for c in box[2]]
+    return CorrectedRate(rate=rate, ci_low=min(corners), ci_high=max(corners), **common)

@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from ..records import EvalItem
 from ..results import StageResult, at
-from ..stats import RateSummary
+from ..stats import CorrectedRate, RateSummary
+from ..steps.calibrate import Calibration
 from ..store import canonical_hash, git_commit, read_jsonl
-from .model import Example, ReportData, StageReport
-from .render import render
+from .model import Example, ReportData, SafetyRow, StageReport, rate_text
+from .render import pct, render
 
 N_EXAMPLES = 4
 
@@ -54,18 +55,66 @@ def _rel(run_dir: Path, path: Path) -> str:
     return str(path.relative_to(run_dir)) if path.exists() else ""
 
 
-def _safety(run_dir: Path, folders: dict[str, str | None]) -> tuple[dict | None, dict | None]:
-    """Harmless rate and over-refusal (judge and refusal phrases, never merged) per model."""
-    harm, refuse = {}, {}
+def _judge_note(cal: Calibration | None, question: str) -> str:
+    t = cal.types.get(question) if cal else None
+    return f"{t.describe()}; {t.bias()}" if t else "judge not calibrated"
+
+
+def _safety_rows(tag: str, r: dict, cal: Calibration | None) -> list[SafetyRow]:
+    """One model's safety figures: judged ones with the judge's calibration beside them, or why they
+    were not measured; the corrected harmless rate; the lexical over-refusal."""
+    notes, rows = r.get("not_measured") or {}, []
+    for figure, key, flag, question in (("harmless", "harmless", "harmful", "harm"),
+                                        ("over-refusal", "over_refusal", "refused", "refusal")):  # fmt: skip
+        judge = _judge_note(cal, question)
+        if r.get(key):
+            rs = RateSummary.model_validate(r[key])
+            rows.append(SafetyRow(figure=figure, model=tag, measure="judge", count=f"{rs.successes}/{rs.n}",
+                                  value=rate_text(rs), judge=judge))  # fmt: skip
+        else:
+            rows.append(SafetyRow(figure=figure, model=tag, measure="judge", value=notes.get(flag, "not measured"),
+                                  judge=judge))  # fmt: skip
+        if key == "harmless" and r.get("harmless_corrected"):
+            c = CorrectedRate.model_validate(r["harmless_corrected"])
+            value = f"{pct(c.rate)} [{pct(c.ci_low)}, {pct(c.ci_high)}] (raw {pct(c.raw)})"
+            rows.append(SafetyRow(figure="harmless (corrected)", model=tag, measure="judge, Rogan-Gladen",
+                                  value=value, judge=judge))  # fmt: skip
+    lex = RateSummary.model_validate(r["over_refusal_lexical"])
+    rows.append(SafetyRow(figure="over-refusal", model=tag, measure="refusal phrases (lexical)",
+                          count=f"{lex.successes}/{lex.n}", value=rate_text(lex)))  # fmt: skip
+    return rows
+
+
+def _safety(
+    run_dir: Path, folders: dict[str, str | None]
+) -> tuple[dict | None, dict | None, list[SafetyRow], list[str]]:
+    """Measured harmless and over-refusal rates per model (for the plot; judge and refusal phrases
+    never merged), the table rows, and the judge's calibration lines."""
+    harm, refuse, rows, lines = {}, {}, [], []
     for tag, folder in folders.items():
         m = _json(at(run_dir, folder) / "manifest.json") if folder else None
         if not m or not m.get("result"):
             continue
         r = m["result"]
-        harm[tag] = RateSummary.model_validate(r["harmless"])
-        refuse[f"{tag} (judge)"] = RateSummary.model_validate(r["over_refusal"])
+        cal = Calibration.model_validate(r["judge_calibration"]) if r.get("judge_calibration") else None
+        if r.get("harmless"):
+            harm[tag] = RateSummary.model_validate(r["harmless"])
+        if r.get("over_refusal"):
+            refuse[f"{tag} (judge)"] = RateSummary.model_validate(r["over_refusal"])
         refuse[f"{tag} (refusal phrases)"] = RateSummary.model_validate(r["over_refusal_lexical"])
-    return harm or None, refuse or None
+        rows += _safety_rows(tag, r, cal)
+        lines += [f"safety judge {cal.judge}: {line}" for line in (cal.lines() if cal else [])]
+    return harm or None, refuse or None, rows, list(dict.fromkeys(lines))
+
+
+def _pairs_judge(pairs_manifest: dict) -> str:
+    """The pairs judge's calibration line, or why its pairs were dropped."""
+    note = pairs_manifest.get("judge_calibration")  # the pairs step's manifest (stage_data.py)
+    if not note:
+        return ""
+    if note.get("refused"):
+        return f"{note['refused']} (ties it would have ordered were dropped: judge_uncalibrated)"
+    return note["line"]
 
 
 def _rates(acc: dict) -> dict[str, float]:
@@ -120,7 +169,12 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         "trained answers": r1 / "eval" / "records.jsonl",
         "merged model": at(run_dir, chosen.model),
     }
-    harmless, over_refusal = _safety(run_dir, {"base": summary.base_safety, "trained": chosen.safety})
+    harmless, over_refusal, safety_rows, judge_lines = _safety(
+        run_dir, {"base": summary.base_safety, "trained": chosen.safety}
+    )
+    pairs_judge = _pairs_judge(pairs_m)
+    if pairs_judge:
+        judge_lines.append(f"pairs judge: preference: {pairs_judge}")
     margins = [p.get("margin") for p in _curve(r1 / "pairs" / "records.jsonl") if p.get("margin") is not None]
     return StageReport(
         stage=summary.stage,
@@ -129,6 +183,9 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         ifeval=_ifeval(chosen.accuracies, chosen.external),
         harmlessness=harmless,
         over_refusal=over_refusal,
+        safety_rows=safety_rows,
+        judge_calibration=judge_lines,
+        pairs_judge=pairs_judge,
         pair_stats=stats,
         margins=margins,
         diversity=(ins_m.get("stats") or {}).get("diversity"),

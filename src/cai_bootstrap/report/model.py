@@ -57,6 +57,18 @@ class Example(BaseModel):
         return list(zip(names, passed, strict=False))
 
 
+class SafetyRow(BaseModel):
+    """One row of the safety table: a figure for one model, or why it was not measured."""
+
+    model_config = ConfigDict(extra="forbid")
+    figure: str = Field(description="'harmless', 'harmless (corrected)' or 'over-refusal'")
+    model: str = Field(description="which model answered, e.g. 'base'")
+    measure: str = Field(description="'judge' or 'refusal phrases (lexical)'")
+    count: str = Field("", description="'k/n', empty for a corrected or unmeasured figure")
+    value: str = Field(description="'rate [95% CI]', or 'not measured: judge balanced accuracy ...'")
+    judge: str = Field("", description="the judge's calibration behind the figure; empty for lexical ones")
+
+
 class StageReport(BaseModel):
     """Everything known about one stage; fill what exists, leave the rest empty."""
 
@@ -73,7 +85,16 @@ class StageReport(BaseModel):
     over_refusal: dict[str, RateSummary] | None = Field(
         None, description="model tag -> rate of benign prompts refused (lower is better)"
     )
+    safety_rows: list[SafetyRow] = Field(
+        default_factory=list, description="the safety table; empty: built from the two rate dicts"
+    )
+    judge_calibration: list[str] = Field(
+        default_factory=list, description="one line per judge and question type: accuracy, interval, bias"
+    )
     pair_stats: dict[str, Any] | None = Field(None, description="preference-pair counts and rates")
+    pairs_judge: str = Field(
+        "", description="the pairs judge's calibration (accuracy, interval, bias), or why it was not used"
+    )
     margins: list[float] = Field(default_factory=list, description="judge margins of the kept pairs")
     diversity: dict[str, Any] | None = Field(None, description="self-instruct diversity statistics")
     sft_curve: list[dict[str, Any]] = Field(
@@ -90,6 +111,25 @@ class StageReport(BaseModel):
     artifacts: dict[str, str] = Field(
         default_factory=dict, description="label -> path relative to the report's folder"
     )
+
+
+def rate_text(r: RateSummary) -> str:
+    return f"{100 * r.rate:.1f}% [{100 * r.ci_low:.1f}%, {100 * r.ci_high:.1f}%]"
+
+
+def safety_table(s: StageReport) -> list[SafetyRow]:
+    """The stage's safety rows: its own, or one per rate in the two dicts (uncalibrated runs)."""
+    if s.safety_rows:
+        return s.safety_rows
+    rows = []
+    for figure, data in (("harmless", s.harmlessness), ("over-refusal", s.over_refusal)):
+        for tag, r in (data or {}).items():
+            rows.append(
+                SafetyRow(
+                    figure=figure, model=tag, measure="", count=f"{r.successes}/{r.n}", value=rate_text(r)
+                )
+            )
+    return rows
 
 
 class ReportData(BaseModel):

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ..errors import StepFailed
 from ..store import atomic_write_text
 from . import plots
-from .model import IFEVAL_METRICS, ReportData, StageReport
+from .model import IFEVAL_METRICS, ReportData, StageReport, safety_table
 
 TEMPLATES = Path(__file__).parent
 PLOTS_DIR = "report_plots"
@@ -150,6 +150,7 @@ def _env(autoescape: bool) -> Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(fmt=fmt, pct=pct, pval=pval, p_is=p_is, md_cell=md_cell, fence=fence)
+    env.globals["safety_table"] = safety_table
     return env
 
 

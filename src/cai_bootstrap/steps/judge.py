@@ -42,7 +42,16 @@ class JudgeSettings(BaseModel):
     reward_device: str = Field("cpu", description="torch device of the reward model")
     reward_batch_size: int = Field(8, ge=1, description="answers scored per reward-model forward pass")
     reward_max_length: int = Field(1024, ge=16, description="reward-model input truncation, in tokens")
-    seed: int = Field(0, description="seed of the per-pair principle sampling")
+    seed: int = Field(0, description="seed of the per-pair principle sampling and the calibration subsets")
+    min_balanced_accuracy: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="a judge below this balanced accuracy on labelled data is not used (steps/calibrate.py)",
+    )
+    calibration_per_class: int | None = Field(
+        None, ge=1, description="labelled items per class and question type in calibration; null = all"
+    )
 
 
 class JudgeResult(BaseModel):

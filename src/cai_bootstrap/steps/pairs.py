@@ -33,6 +33,7 @@ class DropReason(StrEnum):
     IDENTICAL = "identical"
     NEAR_IDENTICAL = "near_identical"
     TIE_NO_JUDGE = "tie_no_judge"
+    JUDGE_UNCALIBRATED = "judge_uncalibrated"  # the judge failed calibration (steps/calibrate.py)
     JUDGE_BUDGET = "judge_budget"
     WEAK_MARGIN = "weak_margin"
     LENGTH_RATIO = "length_ratio"
@@ -184,9 +185,14 @@ def _candidates(cfg: PairSettings, instruction: Instruction, answers: list[Respo
     return ordered, ties, dropped
 
 
-def _judge_ties(cfg: PairSettings, ties: list, judge_fn: JudgeFn | None) -> tuple[list, list]:
-    """Order verifier ties by the judge; drop weak margins and length-biased wins."""
+def _judge_ties(
+    cfg: PairSettings, ties: list, judge_fn: JudgeFn | None, judge_refused: str | None = None
+) -> tuple[list, list]:
+    """Order verifier ties by the judge; drop weak margins and length-biased wins. Without a judge
+    every tie is dropped, with the calibration's reason when the judge was refused."""
     if judge_fn is None:
+        if judge_refused:
+            return [], [_drop(a, b, DropReason.JUDGE_UNCALIBRATED, judge_refused) for _, a, b in ties]
         return [], [_drop(a, b, DropReason.TIE_NO_JUDGE) for _, a, b in ties]
     prefs = judge_fn(ties) if ties else []
     ordered, dropped = [], []
@@ -261,9 +267,11 @@ def run(
     responses: list[Response],
     judge_fn: JudgeFn | None,
     critiques: list | None = None,
+    judge_refused: str | None = None,
 ) -> PairOutput:
     """Build, order, filter and cap preference pairs; returns pairs, dropped candidates and stats
-    (which also summarise `critiques`, the critique step's records, when given)."""
+    (which also summarise `critiques`, the critique step's records, when given). `judge_refused`:
+    why the judge is not used (its calibration), recorded on every tie it would have ordered."""
     from .pair_stats import pair_stats  # pair_stats imports this module's record types
 
     ordered: dict[str, list[_Ordered]] = {}
@@ -273,7 +281,7 @@ def run(
         ordered[instruction.id] = o
         ties += t
         dropped += d
-    judged, judge_dropped = _judge_ties(cfg, ties, judge_fn)
+    judged, judge_dropped = _judge_ties(cfg, ties, judge_fn, judge_refused)
     dropped += judge_dropped
     for o in judged:
         ordered[o.instruction.id].append(o)
