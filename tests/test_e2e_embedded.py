@@ -25,6 +25,12 @@ TINY = [
     "stages.0.judge.calibration_per_class=4",  # the safety judge's calibration, kept tiny
     # At 32 tokens most answers are cut off; the truncation filter is unit-tested in test_pairs.py.
     "stages.0.pairs.drop_truncated=false",
+    # Health gates (health.py) sized for these tiny counts, explicitly: answers cut at 32 tokens, a handful
+    # of pairs and examples, 2 self-instruct proposals that may all be refused.
+    "stages.0.responses.max_truncated_fraction=1.0",
+    "stages.0.pairs.min_pairs=1",
+    "stages.0.sft.min_examples=1",
+    "stages.0.instructions.self_instruct.min_accepted=0",
     "stages.0.sft.epochs=1",
     "stages.0.dpo.epochs=1",
     "stages.0.dpo.max_length=320",
