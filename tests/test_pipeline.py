@@ -145,11 +145,14 @@ def test_rerun_skips_every_step(finished_run):
 
 def test_changed_config_is_stale_until_forced(finished_run):
     tmp, recipe = finished_run
+    header = (tmp / "run" / "config.resolved.yaml").read_bytes()
     res = CliRunner().invoke(
         app, ["run", "--recipe", recipe, "--quiet", "--set", "stages.0.responses.temperature=0.5"]
     )
     assert res.exit_code == 2
     assert "is stale" in res.output
+    # The refused run left the finished run's header as it was (resume and report still describe it).
+    assert (tmp / "run" / "config.resolved.yaml").read_bytes() == header
 
 
 def test_failed_gate_exits_3_and_still_reports(tmp_path, tiny_model_dir):

@@ -24,6 +24,20 @@ from .stats import compare
 from .steps import evaluate, gate
 from .store import RunLock, atomic_write_text, read_jsonl
 
+HEADER = ("config.resolved.yaml", "constitution.yaml")
+
+
+def _read_header(run_dir: Path) -> dict[str, bytes | None]:
+    return {n: (run_dir / n).read_bytes() if (run_dir / n).exists() else None for n in HEADER}
+
+
+def _restore_header(run_dir: Path, before: dict[str, bytes | None]) -> None:
+    for name, data in before.items():
+        if data is None:
+            (run_dir / name).unlink(missing_ok=True)
+        else:
+            (run_dir / name).write_bytes(data)
+
 
 def _write_run_header(recipe: Recipe, run_dir: Path) -> None:
     atomic_write_text(run_dir / "config.resolved.yaml", dump(recipe))
@@ -137,27 +151,41 @@ def run(
     constitution = load_constitution(recipe.constitution)
     summaries = []
     with RunLock(run_dir):
+        before = _read_header(run_dir)
         _write_run_header(recipe, run_dir)
-        m = recipe.model
-        generator = (
-            models.resolve(m.generator)
-            if chosen[0].stage == recipe.stages[0].stage
-            else _previous_model(run_dir, chosen[0].stage)
-        )
-        engines = Engines(
-            m.dtype, m.resolved_device(), m.batch_size, m.liger_kernels, m, run_dir / "engine_cache"
-        )
-        remade: set = set()
-        for cfg in chosen:
-            log.info("stage %d: generator %s", cfg.stage, generator)
-            ctx = StageContext(recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade)
-            summary = run_stage(ctx)
-            summaries.append(summary)
-            _report(run_dir)
-            _log_stage(summary, cfg.gate.metric)
-            gate.enforce(cfg.stage, summary.chosen.gate)
-            generator = at(run_dir, summary.chosen.model)
+        remade: set = set()  # step folders made by this invocation (runner.py)
+        try:
+            _run_stages(recipe, chosen, run_dir, constitution, force, remade, summaries)
+        except UserError:
+            # Refused before any step was made (a stale step, say): the finished run keeps the header
+            # it was made with, byte for byte.
+            if not remade:
+                _restore_header(run_dir, before)
+            raise
     return summaries
+
+
+def _run_stages(
+    recipe, chosen, run_dir: Path, constitution, force: bool, remade: set, summaries: list
+) -> None:
+    m = recipe.model
+    generator = (
+        models.resolve(m.generator)
+        if chosen[0].stage == recipe.stages[0].stage
+        else _previous_model(run_dir, chosen[0].stage)
+    )
+    engines = Engines(
+        m.dtype, m.resolved_device(), m.batch_size, m.liger_kernels, m, run_dir / "engine_cache"
+    )
+    for cfg in chosen:
+        log.info("stage %d: generator %s", cfg.stage, generator)
+        ctx = StageContext(recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade)
+        summary = run_stage(ctx)
+        summaries.append(summary)
+        _report(run_dir)
+        _log_stage(summary, cfg.gate.metric)
+        gate.enforce(cfg.stage, summary.chosen.gate)
+        generator = at(run_dir, summary.chosen.model)
 
 
 def _report(run_dir: Path) -> None:
