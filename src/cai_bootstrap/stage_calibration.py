@@ -5,6 +5,7 @@ whose pairs are all judge-ordered, stops unless its judge passes."""
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 
 from .config import Recipe
@@ -64,8 +65,9 @@ def calibration(ctx: StageContext) -> Calibration | None:
                 qs, ctx.cfg.judge, ctx.cfg.eval.safety, engine, ctx.constitution, judge_name=name
             )
         counts = {q.value: t.n for q, t in cal.types.items()}
-        st.finish(None, counts, {"calibration": cal.model_dump(mode="json"), "lines": cal.lines()})
-    return Calibration.model_validate(st.manifest()["calibration"])
+        st.finish(None, counts, {"calibration": cal.model_dump(mode="json"), "lines": cal.lines()}, outputs=())
+    manifest = json.loads(st.manifest_path.read_text())
+    return Calibration.model_validate(manifest["calibration"])
 
 
 def pair_judge(ctx: StageContext) -> dict | None:
