@@ -65,7 +65,9 @@ def calibration(ctx: StageContext) -> Calibration | None:
                 qs, ctx.cfg.judge, ctx.cfg.eval.safety, engine, ctx.constitution, judge_name=name
             )
         counts = {q.value: t.n for q, t in cal.types.items()}
-        st.finish(None, counts, {"calibration": cal.model_dump(mode="json"), "lines": cal.lines()}, outputs=())
+        st.finish(
+            None, counts, {"calibration": cal.model_dump(mode="json"), "lines": cal.lines()}, outputs=()
+        )
     manifest = json.loads(st.manifest_path.read_text())
     return Calibration.model_validate(manifest["calibration"])
 

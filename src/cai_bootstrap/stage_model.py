@@ -193,7 +193,7 @@ def _safety(ctx: StageContext, st, inputs, models) -> Done:
 SAFETY = StepSpec(
     "safety",
     _safety,
-    settings=("eval.safety",),
+    settings=("eval.safety", "judge"),  # judge: its calibration decides which figures exist
     reads=("model",),
     models={"evaluated": "model", "judge": "judge"},
     resources=(
@@ -209,10 +209,6 @@ SAFETY = StepSpec(
     extra=lambda ctx: {
         "constitution": ctx.constitution.digest(),
         "dtype": ctx.recipe.model.dtype,
-        # The judge's calibration decides which figures exist (judge.* is otherwise the pairs' section).
-        "judge_calibration": ctx.cfg.judge.model_dump(
-            mode="json", include={"min_balanced_accuracy", "calibration_per_class", "seed"}
-        ),
         **engine_signature(ctx.recipe.model, ctx.base, evaluation=True),
     },
 )
