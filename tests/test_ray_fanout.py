@@ -17,6 +17,7 @@ from cai_bootstrap.engines.hf import HFEngine  # noqa: E402
 from cai_bootstrap.engines.ray import run_chunked_ray  # noqa: E402
 from cai_bootstrap.records import Instruction, Response  # noqa: E402
 from cai_bootstrap.store import Step, run_chunked  # noqa: E402
+from tiny import tiny_canary  # noqa: E402
 
 
 def answer_chunk(index: int, chunk: list[Instruction], engine) -> list[Response]:
@@ -66,7 +67,7 @@ def test_chunks_over_two_actors_equal_the_sequential_run_and_resume(cluster, tin
         )
         for k in range(8)
     ]
-    make = partial(HFEngine.from_path, tiny_model_dir, batch_size=4)
+    make = partial(HFEngine.from_path, tiny_model_dir, batch_size=4, canary=tiny_canary())
     want = run_chunked(Step(tmp_path / "seq", {}, {}), items, 2, Response, partial(_bound, make()), ids_of)
 
     part = Step(tmp_path / "ray", {}, {})
