@@ -15,7 +15,7 @@ from rich.table import Table
 from ..records import PreferencePair
 from ..store import read_jsonl
 from .critique import CritiqueRecord, RejectReason
-from .pairs import DroppedPair, DropReason, OrderSource, normalise, words
+from .pair_records import DroppedPair, DropReason, OrderSource, normalise, words
 
 PAIRS_FILE = "records.jsonl"
 DROPPED_FILE = "dropped.jsonl"

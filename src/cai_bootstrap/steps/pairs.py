@@ -9,44 +9,17 @@ and pairs over the per-instruction cap. Every dropped candidate is recorded with
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from enum import StrEnum
 from itertools import combinations
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..log import log
-from ..records import Instruction, PreferencePair, Record, Response, SFTExample
+from ..records import Instruction, PreferencePair, Response, SFTExample
 from ..tasks import frame
 from .judge import JudgeFn
-
-if TYPE_CHECKING:  # pair_stats imports this module's record types
-    from .pair_stats import PairStats
-
-
-class DropReason(StrEnum):
-    """Why a candidate pair was dropped, in the order the filters run."""
-
-    EMPTY = "empty"
-    IDENTICAL = "identical"
-    NEAR_IDENTICAL = "near_identical"
-    TIE_NO_JUDGE = "tie_no_judge"
-    JUDGE_UNCALIBRATED = "judge_uncalibrated"  # the judge failed calibration (steps/calibrate.py)
-    JUDGE_BUDGET = "judge_budget"
-    WEAK_MARGIN = "weak_margin"
-    LENGTH_RATIO = "length_ratio"
-    TRUNCATED_CHOSEN = "truncated_chosen"  # the better answer was cut off at the token limit
-    PER_INSTRUCTION_CAP = "per_instruction_cap"
-
-
-class OrderSource(StrEnum):
-    """What ordered a pair; a pair's `reason` starts with this word."""
-
-    VERIFIER = "verifier"
-    JUDGE = "judge"
-    REWARD = "reward"
+from .pair_records import DroppedPair, DropReason, OrderSource, jaccard, normalise, words
+from .pair_stats import PairStats, pair_stats
 
 
 class PairSettings(BaseModel):
@@ -85,14 +58,6 @@ class PairSettings(BaseModel):
     )
 
 
-class DroppedPair(Record):
-    instruction_id: str
-    a_id: str
-    b_id: str
-    reason: DropReason
-    detail: str = ""
-
-
 @dataclass
 class PairOutput:
     pairs: list[PreferencePair]
@@ -109,23 +74,6 @@ class _Ordered:
     margin: float
     reason: str
     gap: int = 0  # verifier score difference
-
-
-_WORD = re.compile(r"\w+")
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.split())
-
-
-def jaccard(a: str, b: str) -> float:
-    """Jaccard similarity of the lower-cased word sets; 1.0 for two empty texts."""
-    sa, sb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
-
-
-def words(text: str) -> int:
-    return len(text.split())
 
 
 def score(response: Response) -> int:
@@ -272,7 +220,6 @@ def run(
     """Build, order, filter and cap preference pairs; returns pairs, dropped candidates and stats
     (which also summarise `critiques`, the critique step's records, when given). `judge_refused`:
     why the judge is not used (its calibration), recorded on every tie it would have ordered."""
-    from .pair_stats import pair_stats  # pair_stats imports this module's record types
 
     ordered: dict[str, list[_Ordered]] = {}
     ties, dropped = [], []
