@@ -9,25 +9,26 @@ from pathlib import Path
 from .config import Recipe, StageSettings
 from .constitution import Constitution
 from .engines.holder import Engines
+from .steps.instructions import SOURCES
 from .tasks.curriculum import STAGE_TITLES
 
 
 @dataclass(frozen=True)
 class StageKind:
-    """What a stage number means for the orchestration. The task builders themselves (stage 1's
-    composer and self-instruct, the curriculum families of 2-6) are chosen in steps/instructions.py."""
+    """What a stage number means for the orchestration. Where its instructions come from (composer,
+    self-instruct, curriculum families, earlier answers, red-team requests) is steps/instructions.py's
+    SOURCES table."""
 
     title: str
     reads_earlier: bool = False  # builds on earlier stages' verified answers (stages 4-5)
 
 
 KINDS: dict[int, StageKind] = {
-    1: StageKind("Explicit instructions with verifiable constraints"),
-    2: StageKind(STAGE_TITLES[2]),
-    3: StageKind(STAGE_TITLES[3]),
-    4: StageKind(STAGE_TITLES[4], reads_earlier=True),
-    5: StageKind(STAGE_TITLES[5], reads_earlier=True),
-    6: StageKind(STAGE_TITLES[6]),
+    n: StageKind(
+        "Explicit instructions with verifiable constraints" if n == 1 else STAGE_TITLES[n],
+        reads_earlier=SOURCES[n].reads_earlier,
+    )
+    for n in SOURCES
 }
 
 

@@ -37,6 +37,26 @@ class InstructionsOutput:
     stats: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TaskSource:
+    """Where a stage kind's instructions come from (the stage table; no integer branches below)."""
+
+    composed_heldout: bool  # held-out: base tasks plus verifiable constraints (the composer)
+    self_instruct: bool  # training: the model proposes tasks, the composer adds constraints
+    reads_earlier: bool  # built on earlier stages' verified answers
+    writes_redteam: bool  # training: the model writes its own red-team requests first
+
+
+SOURCES: dict[int, TaskSource] = {
+    1: TaskSource(composed_heldout=True, self_instruct=True, reads_earlier=False, writes_redteam=False),
+    2: TaskSource(composed_heldout=False, self_instruct=False, reads_earlier=False, writes_redteam=False),
+    3: TaskSource(composed_heldout=False, self_instruct=False, reads_earlier=False, writes_redteam=False),
+    4: TaskSource(composed_heldout=False, self_instruct=False, reads_earlier=True, writes_redteam=False),
+    5: TaskSource(composed_heldout=False, self_instruct=False, reads_earlier=True, writes_redteam=False),
+    6: TaskSource(composed_heldout=True, self_instruct=False, reads_earlier=False, writes_redteam=True),
+}
+
+
 def _types(cfg) -> list[str]:
     return cfg.constraint_types or constraint_types_default()
 
@@ -44,7 +64,8 @@ def _types(cfg) -> list[str]:
 def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[Instruction]:
     """The stage's held-out set (never trained on; disjoint seeds and wordings)."""
     rng = random.Random(f"heldout-{seed}-{stage}")
-    if stage in (1, 6):
+    source = SOURCES[stage]
+    if source.composed_heldout:
         return compose(
             rng,
             load_base_tasks("heldout"),
@@ -56,7 +77,7 @@ def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[
             stage,
         )
     return curriculum.build(
-        stage, "heldout", cfg.n_heldout, rng, earlier=earlier if stage in (4, 5) else None
+        stage, "heldout", cfg.n_heldout, rng, earlier=earlier if source.reads_earlier else None
     )
 
 
@@ -106,17 +127,18 @@ def run(
     earlier: Earlier | None = None,
 ) -> InstructionsOutput:
     """Training instructions for one round of one stage; refuses any overlap with `held`."""
-    if stage == 1:
+    source = SOURCES[stage]
+    if source.self_instruct:
         out = _stage1(cfg, seed, round_, engine, held)
     else:
         rng = random.Random(f"train-{seed}-{stage}-{round_}")
-        generated = _redteam_requests(engine, seed + round_, cfg.n_train) if stage == 6 else None
+        generated = _redteam_requests(engine, seed + round_, cfg.n_train) if source.writes_redteam else None
         train = curriculum.build(
             stage,
             "train",
             cfg.n_train,
             rng,
-            earlier=earlier if stage in (4, 5) else None,
+            earlier=earlier if source.reads_earlier else None,
             generated=generated,
         )
         out = InstructionsOutput(train, stats={"diversity": diversity_stats(train, None)})
