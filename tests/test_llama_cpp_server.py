@@ -49,7 +49,7 @@ def embedded():
 
 
 @pytest.fixture(scope="module")
-def server(embedded):
+def server(embedded, tmp_path_factory):
     pytest.importorskip("llama_cpp.server")
     import urllib.request
 
@@ -57,7 +57,11 @@ def server(embedded):
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded[1]), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--logits_all", "True", "--n_ctx", "2048", "--model_alias", "gemma"]
     cmd += shlex.split(os.environ.get("CAI_LLAMA_CPP_ARGS", ""))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server's log goes to a file: llama.cpp writes hundreds of lines while loading, and an unread
+    # pipe fills up and stalls the server before it listens.
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 (closed after the server ends)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -67,10 +71,11 @@ def server(embedded):
         except OSError:
             time.sleep(0.5)
     if proc.poll() is not None:
-        pytest.fail(f"llama-cpp-python server exited: {proc.stderr.read().decode()[-2000:]}")
+        pytest.fail(f"llama-cpp-python server exited: {log_path.read_text()[-2000:]}")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
+    log_file.close()
 
 
 @pytest.fixture(scope="module")

@@ -291,11 +291,14 @@ class OpenAIEngine:
         echo = {"echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
         async with self._client() as client:
 
-            async def ask(**body):
+            async def ask(optional: bool = False, **body):
                 try:
                     return await client.completions.create(model=self.model, **body)
                 except APIStatusError as e:
-                    if e.status_code in (400, 404, 422, 501):  # the server refuses this kind of request
+                    # 400/404/422/501: the server refuses this kind of request. An optional capability
+                    # (token-id prompts, n) may also fail with a 500: llama-cpp-python's server answers a
+                    # token-id prompt with "500 - validation errors" (seen with 0.3.36).
+                    if e.status_code in (400, 404, 422, 501) or optional:
                         return None
                     raise UserError(
                         f"the openai server at {self.base_url} failed a start-up probe: {e}"
@@ -307,8 +310,8 @@ class OpenAIEngine:
 
             self._check_tokenizer(await ask(prompt=PROBE, max_tokens=1, temperature=0.0), len(local))
             text = await ask(prompt=PROBE, **echo)
-            by_ids = await ask(prompt=local, **echo)
-            two = await ask(prompt=PROBE, n=2, max_tokens=1, temperature=1.0, seed=0)
+            by_ids = await ask(optional=True, prompt=local, **echo)
+            two = await ask(optional=True, prompt=PROBE, n=2, max_tokens=1, temperature=1.0, seed=0)
         scores = text is not None and _echoed(text, len(local))
         caps = Capabilities(
             prompt_logprobs=scores,
