@@ -7,7 +7,7 @@ a step's items out over several engines.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,6 +88,23 @@ def input_ids_for(tokenizer, text: str) -> list[int]:
     ids = tokenizer(text, add_special_tokens=False).input_ids
     bos = tokenizer.bos_token_id
     return ([bos] if bos is not None else []) + ids
+
+
+class TokenizerMethods:
+    """The tokenizer half of the Engine protocol, for every engine that holds its model's tokenizer
+    as `self.tok` (hf, openai, vllm)."""
+
+    tok: Any
+
+    @property
+    def tokenizer(self):
+        return self.tok
+
+    def input_ids_for(self, text: str) -> list[int]:
+        return input_ids_for(self.tok, text)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tok(text, add_special_tokens=False).input_ids)
 
 
 def continuation_ids(tokenizer, x: Scored) -> list[int]:

@@ -19,9 +19,9 @@ from . import (
     Completion,
     Sampling,
     Scored,
+    TokenizerMethods,
     continuation_ids,
     cut_at_stop,
-    input_ids_for,
     prompt_ids,
 )
 from .fastdecode import FastDecoder, TextStop
@@ -29,7 +29,7 @@ from .fastdecode import FastDecoder, TextStop
 __all__ = ["HFEngine", "cut_at_stop"]  # cut_at_stop lives in engines/ now; kept importable from here
 
 
-class HFEngine:
+class HFEngine(TokenizerMethods):
     capabilities = Capabilities(prompt_logprobs=True, native_n=True, token_ids=True)
 
     def __init__(self, model, tokenizer, batch_size: int = 8, liger_kernels: bool = False):
@@ -63,16 +63,6 @@ class HFEngine:
 
         model, tok = load(Path(path), dtype=dtype, device=device, canary=canary)
         return cls(model, tok, batch_size=batch_size, liger_kernels=liger_kernels)
-
-    @property
-    def tokenizer(self):
-        return self.tok
-
-    def input_ids_for(self, text: str) -> list[int]:
-        return input_ids_for(self.tok, text)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tok(text, add_special_tokens=False).input_ids)
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)

@@ -30,6 +30,7 @@ from . import (
     Completion,
     Sampling,
     Scored,
+    TokenizerMethods,
     continuation_ids,
     cut_at_stop,
     input_ids_for,
@@ -111,7 +112,7 @@ def _seed(base: int, i: int, j: int) -> int:
     return (base * 1_000_003 + i * 10_007 + j) % 2**31
 
 
-class OpenAIEngine:
+class OpenAIEngine(TokenizerMethods):
     """Generation and scoring on a server that serves the model whose tokenizer is `tokenizer`."""
 
     def __init__(self, settings: OpenAISettings, tokenizer, cache_dir: Path | None = None):
@@ -137,16 +138,6 @@ class OpenAIEngine:
         self.cache = ResultCache(None if cache_dir is None else Path(cache_dir) / f"openai-{name}.jsonl")
         self.capabilities = self._probe()
         log.info("openai engine %s at %s: %s", self.model, self.base_url, self.capabilities)
-
-    @property
-    def tokenizer(self):
-        return self.tok
-
-    def input_ids_for(self, text: str) -> list[int]:
-        return input_ids_for(self.tok, text)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tok(text, add_special_tokens=False).input_ids)
 
     # -- requests ---------------------------------------------------------------------------------
 

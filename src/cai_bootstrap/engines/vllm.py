@@ -31,9 +31,9 @@ from . import (
     Completion,
     Sampling,
     Scored,
+    TokenizerMethods,
     continuation_ids,
     cut_at_stop,
-    input_ids_for,
     prompt_ids,
 )
 
@@ -178,7 +178,7 @@ class _MakeLLM:
         return llm, SamplingParams
 
 
-class VLLMEngine:
+class VLLMEngine(TokenizerMethods):
     """Items sharded over worker connections (processes in use; threads in the tests)."""
 
     capabilities = Capabilities(prompt_logprobs=True, native_n=True, token_ids=True)
@@ -214,16 +214,6 @@ class VLLMEngine:
         engine = cls(AutoTokenizer.from_pretrained(path), conns, settings.score_token_budget, procs)
         atexit.register(engine.close)  # a crash elsewhere must not leave workers holding GPUs
         return engine
-
-    @property
-    def tokenizer(self):
-        return self.tok
-
-    def input_ids_for(self, text: str) -> list[int]:
-        return input_ids_for(self.tok, text)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tok(text, add_special_tokens=False).input_ids)
 
     @staticmethod
     def _expect(conn, want: str):
