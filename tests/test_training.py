@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from cai_bootstrap.engines.hf import input_ids_for as engine_ids
+from cai_bootstrap.engines import input_ids_for as engine_ids
 from cai_bootstrap.errors import StepFailed, UserError
 from cai_bootstrap.records import PreferencePair, SFTExample
 from cai_bootstrap.store import sha256_file, write_jsonl

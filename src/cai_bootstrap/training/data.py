@@ -6,7 +6,7 @@ Our completions already end with the frame's stop text ("\\n\\nInstruction:", ta
 generation never sees an EOS there, so an appended EOS would be a special token added behind the
 user's back. The rule here, shared by SFT and DPO:
 
-- prompt ids = `engines.hf.input_ids_for(tokenizer, prompt)`, the very function the generation
+- prompt ids = `engines.input_ids_for(tokenizer, prompt)`, the very function the generation
   engine calls (BOS when the tokenizer has one, whether or not it adds it by default), so a model is
   trained on exactly the ids it generates from;
 - completion ids = the tail of tokenizer(prompt + completion) after the prompt ids when the prompt
@@ -22,7 +22,7 @@ import hashlib
 
 from datasets import Dataset
 
-from ..engines.hf import input_ids_for
+from ..engines import input_ids_for
 from ..errors import UserError
 from ..log import log
 from ..records import PreferencePair, SFTExample
