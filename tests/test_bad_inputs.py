@@ -76,6 +76,12 @@ ROWS: list[tuple[str, str, str]] = [
     ("set-empty-key-part", "run --set .a=1", "empty key name"),
     ("set-stages-not-list", "run --set stages=5", "'stages' = 5"),
     ("set-stages-empty", "run --set stages=[]", "give at least one stage"),
+    (
+        "ray-with-vllm",
+        "run --set model.engine=vllm --set model.ray.workers=2",
+        "vLLM shards over its own worker",
+    ),
+    ("ray-negative-workers", "run --set model.ray.workers=-1", "model.ray.workers"),
     ("set-stage-not-mapping", "run --set stages.0=5", "'stages.0' = 5"),
     # -- run settings and the run folder
     ("run-name-empty", "run --set run.name=", "'run.name'"),

@@ -113,3 +113,12 @@ def test_scoring_token_ids_equals_scoring_their_text(engine):
     ids = engine.logprobs([ids_p, ids_p], [ids_c, engine.tok(" B", add_special_tokens=False).input_ids])
     assert ids == pytest.approx(text, abs=1e-5)
     assert engine.tokenizer is engine.tok and engine.capabilities.prompt_logprobs
+
+
+def test_no_ray_pool_without_workers(tiny_model_dir):
+    """model.ray.workers 0 (the default): the step runs in this process, Ray is never imported."""
+    from cai_bootstrap.config import ModelSettings
+    from cai_bootstrap.engines.holder import Engines
+
+    holder = Engines("float32", "cpu", 4, settings=ModelSettings(generator=str(tiny_model_dir)))
+    assert holder.actor_pool(tiny_model_dir) is None

@@ -1,47 +1,30 @@
-"""Ray Data fan-out smoke test on CPU (skipped without the [ray] extra): a step's chunks over two
-actors, each with its own HF engine on the tiny model, give exactly the records of the sequential
-run, in item order, and a partly done step resumes from its shards."""
+"""Ray Data fan-out smoke test on CPU (skipped without the [ray] extra): the responses step's chunks
+over two actors, each with its own HF engine on the tiny model (the pool a run builds from
+model.ray), give exactly the records of the in-process run, in item order, and a partly done step
+resumes from its shards."""
 
 from __future__ import annotations
 
 import os
-from functools import partial
 from pathlib import Path
 
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from cai_bootstrap.engines import Sampling  # noqa: E402
-from cai_bootstrap.engines.hf import HFEngine  # noqa: E402
-from cai_bootstrap.engines.ray import run_chunked_ray  # noqa: E402
-from cai_bootstrap.records import Instruction, Response  # noqa: E402
-from cai_bootstrap.store import Step, run_chunked  # noqa: E402
+from cai_bootstrap.config import ModelSettings, ResponseSettings  # noqa: E402
+from cai_bootstrap.engines.holder import Engines  # noqa: E402
+from cai_bootstrap.records import Instruction  # noqa: E402
+from cai_bootstrap.steps import responses  # noqa: E402
+from cai_bootstrap.store import Step  # noqa: E402
 from tiny import tiny_canary  # noqa: E402
-
-
-def answer_chunk(index: int, chunk: list[Instruction], engine) -> list[Response]:
-    """A responses-like step: two answers per instruction, seeded by the chunk index."""
-    s = Sampling(n=2, temperature=1.0, max_new_tokens=5, seed=index)
-    out = engine.generate([i.prompt for i in chunk], s)
-    return [
-        Response(
-            id=f"{i.id}-s{j}", instruction_id=i.id, sample=j, text=t, truncated=t.finish_reason == "length"
-        )
-        for i, texts in zip(chunk, out, strict=True)
-        for j, t in enumerate(texts)
-    ]
-
-
-def ids_of(i: Instruction) -> list[str]:
-    return [f"{i.id}-s{j}" for j in range(2)]
 
 
 @pytest.fixture(scope="module")
 def cluster():
     here = Path(__file__).parent
     old = os.environ.get("PYTHONPATH")
-    # Actors import this module (answer_chunk) and the package from the worktree.
+    # Actors import the package from the worktree (a pip-installed package needs nothing).
     os.environ["PYTHONPATH"] = os.pathsep.join([str(here.parent / "src"), str(here)] + ([old] if old else []))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
@@ -52,31 +35,68 @@ def cluster():
         os.environ["PYTHONPATH"] = old
 
 
-# slow: each actor imports torch and transformers and loads its engine (about 50 s on 2 busy cores).
-@pytest.mark.slow
-def test_chunks_over_two_actors_equal_the_sequential_run_and_resume(cluster, tiny_model_dir, tmp_path):
-    items = [
+def _instructions(n: int) -> list[Instruction]:
+    return [
         Instruction(
             id=f"i{k}",
             stage=1,
             split="train",
-            prompt=f"Instruction {k}: write.\nResponse:",
+            prompt=f"Instruction {k}: write.",
             task="t",
             task_kind="k",
             topic="t",
         )
-        for k in range(8)
+        for k in range(n)
     ]
-    make = partial(HFEngine.from_path, tiny_model_dir, batch_size=4, canary=tiny_canary())
-    want = run_chunked(Step(tmp_path / "seq", {}, {}), items, 2, Response, partial(_bound, make()), ids_of)
+
+
+# slow: each actor imports torch and transformers and loads its engine (about 20 s on 2 cores).
+@pytest.mark.slow
+def test_responses_over_two_actors_equal_the_in_process_run_and_resume(cluster, tiny_model_dir, tmp_path):
+    cfg = ResponseSettings(
+        k=2, max_new_tokens=5, chunk=2, max_truncated_fraction=1, max_same_answer_fraction=1
+    )
+    items = _instructions(8)
+    settings = ModelSettings(generator=str(tiny_model_dir), ray={"workers": 2})
+    holder = Engines("float32", "cpu", 4, settings=settings, canary=tiny_canary())
+    pool = holder.actor_pool(tiny_model_dir)
+    assert pool is not None and pool.workers == 2
+    engine = holder.get(tiny_model_dir)
+    want = responses.run(cfg, items, engine, Step(tmp_path / "seq", {}, {}), seed=3)
 
     part = Step(tmp_path / "ray", {}, {})
-    run_chunked(part, items[:4], 2, Response, partial(_bound, make()), ids_of)  # a killed run's shards
-    got = run_chunked_ray(part, items, 2, Response, answer_chunk, ids_of, make_engine=make, workers=2)
-    assert [r.id for r in got] == [x for i in items for x in ids_of(i)]
+    responses.run(cfg, items[:4], engine, part, seed=3)  # a killed run's shards: chunks 0 and 1
+    holder.release()
+    got = responses.run(cfg, items, None, part, seed=3, pool=pool)
+    assert [r.id for r in got] == [x for i in items for x in responses.response_ids(2, i)]
     assert got == want
-    assert len(part.load_shards(Response)) == 16  # the two finished chunks were not redone
+    assert len(part.load_shards(type(got[0]))) == 16  # the two finished chunks were not redone
 
 
-def _bound(engine, index, chunk):
-    return answer_chunk(index, chunk, engine)
+@pytest.mark.slow
+def test_a_stage_with_model_ray_workers_answers_as_the_in_process_stage(
+    cluster, tiny_model_dir, tmp_path, monkeypatch
+):
+    """The wiring: `model.ray.workers: 2` sends the responses step to actors; the answers are the
+    in-process run's (sampled, seeded per chunk), and so is every later step's input."""
+    from typer.testing import CliRunner
+
+    from cai_bootstrap.cli import app
+    from cai_bootstrap.engines import ray as fanout
+    from cai_bootstrap.records import Response
+    from cai_bootstrap.store import read_jsonl
+    from test_pipeline import _recipe
+
+    pools = []
+    real = fanout.run_chunked_ray
+    monkeypatch.setattr(fanout, "run_chunked_ray", lambda *a: pools.append(a[-1]) or real(*a))
+    answers = {}
+    for name, sets in (("hf", []), ("ray", ["--set=model.ray.workers=2"])):
+        (tmp_path / name).mkdir()
+        recipe = _recipe(tmp_path / name, tiny_model_dir)
+        result = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet", *sets])
+        assert result.exit_code == 0, result.output
+        folder = tmp_path / name / "run" / "stage1" / "round1" / "responses"
+        answers[name] = read_jsonl(folder / "records.jsonl", Response)
+    assert [p.workers for p in pools] == [2]  # the ray run's responses step, and nothing else
+    assert answers["ray"] == answers["hf"] and len(answers["hf"]) > 0

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .canary import CanarySettings
 from .engines.openai import OpenAISettings
+from .engines.ray import RaySettings
 from .engines.vllm import VLLMSettings
 from .errors import UserError
 from .steps.critique import CritiqueSettings
@@ -86,6 +87,19 @@ class ModelSettings(_Strict):
     )
     openai: OpenAISettings = Field(default_factory=OpenAISettings, description="used when engine is openai")
     vllm: VLLMSettings = Field(default_factory=VLLMSettings, description="used when engine is vllm")
+    ray: RaySettings = Field(
+        default_factory=RaySettings,
+        description="Ray Data fan-out of the responses step over actors (engine hf or openai; extra [ray])",
+    )
+
+    @model_validator(mode="after")
+    def _ray_needs_an_engine_per_actor(self):
+        if self.ray.workers and self.engine == "vllm":
+            raise ValueError(
+                "model.ray.workers is for engine hf or openai: vLLM shards over its own worker processes "
+                "(set model.vllm.data_parallel_size, and model.ray.workers: 0)"
+            )
+        return self
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -129,8 +129,9 @@ INSTRUCTIONS = StepSpec(
 
 def _responses(ctx: StageContext, st, inputs, models) -> Done:
     ins = read_jsonl(inputs["instructions"] / "records.jsonl", Instruction)
-    engine = ctx.engines.get(models["generator"])
-    recs = responses.run(ctx.cfg.responses, ins, engine, st, ctx.seed + 7919 * ctx.round)
+    pool = ctx.engines.actor_pool(models["generator"])  # model.ray.workers > 0: Ray actors answer
+    engine = None if pool else ctx.engines.get(models["generator"])
+    recs = responses.run(ctx.cfg.responses, ins, engine, st, ctx.seed + 7919 * ctx.round, pool)
     return Done(recs, responses.pass_rates(ins, recs))
 
 

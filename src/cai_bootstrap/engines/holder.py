@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from .. import models
@@ -54,26 +55,35 @@ class Engines:
         return engine_kind(self.settings, path, evaluation)
 
     def _load(self, path: Path, kind: str) -> Engine:
-        if kind == "vllm":
-            from .vllm import VLLMEngine
+        return self._loader(path, kind, self.cache_dir)()
 
-            return VLLMEngine.start(path, self.settings.vllm, self.dtype)
-        if kind == "openai":
-            from transformers import AutoTokenizer
-
-            from .openai import OpenAIEngine
-
-            return OpenAIEngine(self.settings.openai, AutoTokenizer.from_pretrained(path), self.cache_dir)
-        # The model canary (canary.py) runs inside the in-process load. vLLM and openai engines load the
-        # weights elsewhere: the openai engine checks its tokenizer against the server's instead.
-        return HFEngine.from_path(
+    def _loader(self, path: Path, kind: str, cache_dir: Path | None) -> partial:
+        return partial(
+            load_engine,
+            kind,
             path,
             self.dtype,
             self.device,
             self.batch_size,
-            liger_kernels=self.liger_kernels,
-            canary=self.canary,
+            self.liger_kernels,
+            self.settings,
+            cache_dir,
+            self.canary,
         )
+
+    def actor_pool(self, path: Path):
+        """The Ray actor pool for generating with `path` (model.ray), or None when model.ray.workers is 0.
+        Each actor loads its own engine; this process loads none (its GPU memory stays free)."""
+        ray = getattr(self.settings, "ray", None)
+        if ray is None or ray.workers == 0:
+            return None
+        from .ray import ActorPool
+
+        self.release()
+        # No request cache in actors: several processes would append to one file. The step's shards
+        # are the unit of resume under Ray (a finished chunk is written as soon as it comes back).
+        make = self._loader(path, self._kind(path, False), None)
+        return ActorPool(make, ray.workers, ray.gpus_per_worker, ray.address)
 
     def release(self) -> None:
         if self.engine is not None:
@@ -83,6 +93,33 @@ class Engines:
             elif hasattr(engine, "close"):
                 engine.close()  # vllm: ends its worker processes, which frees their GPU memory
             del engine
+
+
+def load_engine(
+    kind: str,
+    path: Path,
+    dtype: str,
+    device: str,
+    batch_size: int,
+    liger_kernels: bool,
+    settings,
+    cache_dir: Path | None,
+    canary,
+) -> Engine:
+    """A module-level function (not a method) so that a partial of it pickles into Ray actors."""
+    if kind == "vllm":
+        from .vllm import VLLMEngine
+
+        return VLLMEngine.start(path, settings.vllm, dtype)
+    if kind == "openai":
+        from transformers import AutoTokenizer
+
+        from .openai import OpenAIEngine
+
+        return OpenAIEngine(settings.openai, AutoTokenizer.from_pretrained(path), cache_dir)
+    # The model canary (canary.py) runs inside the in-process load. vLLM and openai engines load the
+    # weights elsewhere: the openai engine checks its tokenizer against the server's instead.
+    return HFEngine.from_path(path, dtype, device, batch_size, liger_kernels=liger_kernels, canary=canary)
 
 
 def engine_signature(settings, path: Path, evaluation: bool = False) -> dict:

@@ -6,10 +6,12 @@ same "done" test (every id of a chunk is in the step's shards), and only this pr
 shards, appending each chunk as it comes back, in whatever order. So a killed run resumes from its
 shards, with or without Ray, and the records come back in item order with their ids.
 
-    records = run_chunked_ray(step, items, 16, Response, answer_chunk, ids_of,
-                              make_engine=partial(HFEngine.from_path, path), workers=4, gpus_per_worker=1)
+    pool = ActorPool(make_engine=partial(HFEngine.from_path, path), workers=4, gpus_per_worker=1)
+    records = run_chunked_ray(step, items, 16, Response, answer_chunk, ids_of, pool)
 
 `work(index, chunk, engine)` and `make_engine()` must pickle (module-level functions, partials).
+In a run, `model.ray.workers > 0` fans the responses step (k answers per training instruction, most
+of a round's generation) out this way; see steps/responses.py.
 """
 
 from __future__ import annotations
@@ -17,9 +19,38 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UserError
 from ..log import progress
+
+
+class RaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workers: int = Field(
+        0,
+        ge=0,
+        description="actors, each with its own engine, that answer the responses step's chunks; 0: no Ray "
+        "(the step runs in this process). Results are the same either way: chunks are seeded by index",
+    )
+    gpus_per_worker: float = Field(
+        0, ge=0, description="GPUs Ray gives each actor (1: one model copy per GPU; 0: CPU actors)"
+    )
+    address: str | None = Field(
+        None, description="Ray cluster to join ('auto', 'ray://host:10001'); null: a local Ray starts"
+    )
+
+
+@dataclass(frozen=True)
+class ActorPool:
+    """What a step needs to fan its chunks out: how each actor builds its engine, and how many."""
+
+    make_engine: Callable
+    workers: int
+    gpus_per_worker: float = 0
+    address: str | None = None
 
 
 def require_ray():
@@ -56,11 +87,9 @@ def run_chunked_ray(
     schema,
     work: Callable,
     ids_of: Callable,
-    make_engine: Callable,
-    workers: int,
-    gpus_per_worker: float = 0,
+    pool: ActorPool,
 ) -> list:
-    """Like store.run_chunked, with the chunks not yet in the shards spread over `workers` actors."""
+    """Like store.run_chunked, with the chunks not yet in the shards spread over the pool's actors."""
     ray = require_ray()
     step.begin()
     have = {r.id for r in step.load_shards(schema)}
@@ -68,17 +97,17 @@ def run_chunked_ray(
     todo = [(i, c) for i, c in enumerate(chunks) if not all(x in have for it in c for x in ids_of(it))]
     if todo:
         if not ray.is_initialized():
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(address=pool.address, include_dashboard=False, log_to_driver=False)
         rows = [{"index": i, "chunk": pickle.dumps(c)} for i, c in todo]
         # One chunk per task: a chunk is the unit of resume, so a finished chunk is written at once.
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             _ChunkWorker,
-            fn_constructor_kwargs={"make_engine": make_engine, "work": work},
+            fn_constructor_kwargs={"make_engine": pool.make_engine, "work": work},
             batch_size=1,
-            concurrency=workers,
-            num_gpus=gpus_per_worker,
+            concurrency=pool.workers,
+            num_gpus=pool.gpus_per_worker,
         )
-        with progress(f"{step.folder.name} (ray x{workers})", len(todo)) as advance:
+        with progress(f"{step.folder.name} (ray x{pool.workers})", len(todo)) as advance:
             for row in ds.iter_rows():
                 step.append([schema.model_validate(r) for r in json.loads(row["records"])])
                 advance(1)

@@ -3,6 +3,8 @@ checked by the constraint library (strict), so later steps can pair passing agai
 
 from __future__ import annotations
 
+from functools import partial
+
 from .. import health
 from ..engines import Engine, Sampling
 from ..records import Instruction, Response
@@ -15,40 +17,58 @@ def response_id(instruction_id: str, sample: int) -> str:
     return f"{instruction_id}-s{sample}"
 
 
-def run(cfg, instructions: list[Instruction], engine: Engine, step: Step, seed: int) -> list[Response]:
-    """k answers per instruction, resumable in chunks of cfg.chunk instructions."""
-
-    def work(index: int, chunk: list[Instruction]) -> list[Response]:
-        sampling = Sampling(
-            n=cfg.k,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_new_tokens=cfg.max_new_tokens,
-            stop=frame.STOP,
-            seed=seed * 100_003 + index,
+def run(
+    cfg, instructions: list[Instruction], engine: Engine | None, step: Step, seed: int, pool=None
+) -> list[Response]:
+    """k answers per instruction, resumable in chunks of cfg.chunk instructions. With an `ActorPool`
+    (engines/ray.py, model.ray.workers > 0) the chunks go to Ray actors and `engine` is unused."""
+    ids = partial(response_ids, cfg.k)
+    if pool is None:
+        out = run_chunked(
+            step, instructions, cfg.chunk, Response, partial(answer_chunk, cfg, seed, engine=engine), ids
         )
-        texts = engine.generate([frame.prompt(i.prompt) for i in chunk], sampling)
-        out = []
-        for ins, samples in zip(chunk, texts, strict=True):
-            for j, raw in enumerate(samples):
-                text = frame.clean(raw)
-                passed = verify(ins, text)
-                out.append(
-                    Response(
-                        id=response_id(ins.id, j),
-                        instruction_id=ins.id,
-                        sample=j,
-                        text=text,
-                        passed=passed,
-                        all_passed=bool(passed) and all(passed),
-                        truncated=raw.finish_reason == "length",  # the engine says why it ended
-                    )
-                )
-        return out
+    else:
+        from ..engines.ray import run_chunked_ray
 
-    ids = lambda ins: [response_id(ins.id, j) for j in range(cfg.k)]  # noqa: E731
-    out = run_chunked(step, instructions, cfg.chunk, Response, work, ids)
+        out = run_chunked_ray(
+            step, instructions, cfg.chunk, Response, partial(answer_chunk, cfg, seed), ids, pool
+        )
     health.check_answers(out, cfg.max_truncated_fraction, cfg.max_same_answer_fraction, "responses")
+    return out
+
+
+def response_ids(k: int, ins: Instruction) -> list[str]:
+    return [response_id(ins.id, j) for j in range(k)]
+
+
+def answer_chunk(cfg, seed: int, index: int, chunk: list[Instruction], engine: Engine) -> list[Response]:
+    """Chunk `index`'s k answers per instruction, sampled with a seed of its own (so the same on a
+    resumed run, and in whichever process or actor answers it), each checked by the verifiers."""
+    sampling = Sampling(
+        n=cfg.k,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        stop=frame.STOP,
+        seed=seed * 100_003 + index,
+    )
+    texts = engine.generate([frame.prompt(i.prompt) for i in chunk], sampling)
+    out = []
+    for ins, samples in zip(chunk, texts, strict=True):
+        for j, raw in enumerate(samples):
+            text = frame.clean(raw)
+            passed = verify(ins, text)
+            out.append(
+                Response(
+                    id=response_id(ins.id, j),
+                    instruction_id=ins.id,
+                    sample=j,
+                    text=text,
+                    passed=passed,
+                    all_passed=bool(passed) and all(passed),
+                    truncated=raw.finish_reason == "length",  # the engine says why it ended
+                )
+            )
     return out
 
 
