@@ -18,9 +18,11 @@ writes, or a stage's eval records.jsonl (runs/NAME/stage1/ifeval_FILE_base/recor
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import json
+import shutil
 import sys
 import tempfile
 import types
@@ -43,6 +45,7 @@ def reference() -> types.ModuleType:
         raise ImportError("lm-eval is not installed: pip install --no-deps 'lm-eval==0.4.13'")
     root = Path(spec.origin).parent
     punkt_root = Path(tempfile.mkdtemp(prefix="cai-punkt-"))
+    atexit.register(shutil.rmtree, punkt_root, True)  # the reference reads it until the session ends
     write_punkt_tab(punkt_root)
     saved = {name: sys.modules.get(name) for name in PARENTS}
     try:
