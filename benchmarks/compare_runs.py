@@ -22,7 +22,7 @@ def files(run: Path) -> set[str]:
         if (
             p.is_file()
             and not any(s in rel.parts for s in SKIP)
-            and not rel.parts[-2].startswith("checkpoint")
+            and not any(x.startswith("checkpoint") for x in rel.parts)
         ):
             out.add(str(rel))
     return out
@@ -39,7 +39,7 @@ def keys(obj, prefix: str = "") -> set[str]:
 
 def report_shape(run: Path) -> list[str]:
     """Headings and the first cell of each table row: the report's structure without its numbers."""
-    lines = (run / "report.md").read_text(encoding="utf-8").splitlines()
+    lines = (run / "report.md").read_text(encoding="utf-8").replace(run.name, "RUN").splitlines()
     return [re.sub(r"\d+(\.\d+)?", "#", ln.split("|")[1].strip()) if ln.startswith("|") else ln
             for ln in lines if ln.startswith(("#", "|"))]  # fmt: skip
 

@@ -14,12 +14,12 @@ PORT=${PORT:-8765}
 # The embedded GGUF as assembled on first use (cai-bootstrap models shows the cache folder).
 GGUF=${GGUF:-${CAI_BOOTSTRAP_CACHE:-.cache/cai-bootstrap}/gemma-3-270m/gemma-3-270m-q4_k_m.gguf}
 S=stages.0
-SETS=(--set $S.instructions.n_train=8 --set $S.instructions.n_heldout=6 --set $S.instructions.max_constraints=1
+SETS=(--set $S.instructions.n_train=16 --set $S.instructions.n_heldout=6 --set $S.instructions.max_constraints=1
   --set "$S.instructions.constraint_types=[cai:max_words, cai:no_digits, cai:single_paragraph]"
   --set $S.instructions.self_instruct.n_tasks=2 --set $S.instructions.self_instruct.max_rounds=1
   --set $S.instructions.self_instruct.prompts_per_round=1 --set $S.instructions.self_instruct.samples_per_prompt=1
   --set $S.instructions.self_instruct.min_accepted=0
-  --set $S.responses.k=3 --set $S.responses.max_new_tokens=32 --set $S.responses.max_truncated_fraction=1.0
+  --set $S.responses.k=4 --set $S.responses.max_new_tokens=32 --set $S.responses.max_truncated_fraction=1.0
   --set $S.critique.max_items=2 --set $S.judge.enabled=false --set $S.eval.safety.enabled=false
   --set $S.pairs.drop_truncated=false --set $S.pairs.min_pairs=0 --set $S.sft.min_examples=1
   --set $S.sft.epochs=1 --set $S.dpo.epochs=1 --set $S.dpo.max_length=320 --set $S.eval.max_new_tokens=32

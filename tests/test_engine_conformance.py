@@ -103,6 +103,25 @@ def test_n_is_emulated_by_seeded_requests_when_the_server_ignores_it(hf):
         assert all(b["n"] == 1 for b in server.bodies)
 
 
+def test_generation_turns_server_side_sampling_filters_off_unless_told_not_to(hf):
+    """llama-cpp-python's server applies top_k 40, min_p 0.05, repeat_penalty 1.1 by default: every
+    generation request says 'off' so the server samples what the recipe says; {} sends nothing."""
+    s = Sampling(n=2, temperature=1.0, max_new_tokens=4, seed=1)
+    with FakeOpenAI(hf) as server:
+        server.bodies.clear()
+        _openai(server, hf.tok).generate(PROMPTS[:1], s)
+        sent = server.bodies[-1]
+        assert (sent["top_k"], sent["min_p"], sent["repeat_penalty"], sent["repetition_penalty"]) == (
+            0,
+            0,
+            1,
+            1,
+        )
+        server.bodies.clear()
+        _openai(server, hf.tok, sampling_fields={}).generate(PROMPTS[:1], s)
+        assert not {"top_k", "min_p", "repeat_penalty"} & set(server.bodies[-1])
+
+
 def test_a_killed_step_resumes_from_the_cache_without_resending(hf, tmp_path):
     s = Sampling(n=2, temperature=1.0, max_new_tokens=4, seed=2)
     with FakeOpenAI(hf) as server:

@@ -127,6 +127,8 @@ def engine_signature(settings, path: Path, evaluation: bool = False) -> dict:
     hf, so the signatures of runs made before engines could be chosen still match. A function of the
     recipe alone, so `status` and tests compute it without an Engines holder."""
     kind = engine_kind(settings, path, evaluation)
+    if kind == "openai":  # the server's extra sampling fields change what it samples
+        return {"engine": kind, "sampling_fields": settings.openai.sampling_fields}
     return {} if kind == "hf" else {"engine": kind}
 
 
