@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from cai_bootstrap.cli import app
 from fake_openai import FakeOpenAI
 from test_pipeline import _recipe
+from tiny import tiny_canary
 
 
 def _structure(run_dir):
@@ -38,7 +39,7 @@ def test_a_stage_on_the_openai_engine_has_the_hf_stage_structure(tmp_path, tiny_
     result = CliRunner().invoke(app, ["run", "--recipe", hf_recipe, "--quiet"])
     assert result.exit_code == 0, result.output
 
-    with FakeOpenAI(HFEngine.from_path(tiny_model_dir, batch_size=8)) as server:
+    with FakeOpenAI(HFEngine.from_path(tiny_model_dir, batch_size=8, canary=tiny_canary())) as server:
         server.faults.extend(["429", "drop", "500"])
         oa_recipe = _recipe(tmp_path / "oa", tiny_model_dir)
         sets = ["model.engine=openai", f"model.openai.base_url={server.url}", "model.openai.max_in_flight=4"]
