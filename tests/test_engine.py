@@ -122,3 +122,18 @@ def test_no_ray_pool_without_workers(tiny_model_dir):
 
     holder = Engines("float32", "cpu", 4, settings=ModelSettings(generator=str(tiny_model_dir)))
     assert holder.actor_pool(tiny_model_dir) is None
+
+
+def test_ray_actors_on_cuda_need_gpus(tiny_model_dir):
+    """Ray gives an actor that asks for no GPU none at all: refused before any actor starts."""
+    import pytest
+
+    from cai_bootstrap.config import ModelSettings
+    from cai_bootstrap.engines.holder import Engines
+    from cai_bootstrap.errors import UserError
+
+    settings = ModelSettings(generator=str(tiny_model_dir), ray={"workers": 2})
+    with pytest.raises(UserError, match="gpus_per_worker is 0"):
+        Engines("float32", "cuda", 4, settings=settings).actor_pool(tiny_model_dir)
+    settings = ModelSettings(generator=str(tiny_model_dir), ray={"workers": 2, "gpus_per_worker": 1})
+    assert Engines("float32", "cuda", 4, settings=settings).actor_pool(tiny_model_dir).gpus_per_worker == 1

@@ -79,10 +79,19 @@ class Engines:
             return None
         from .ray import ActorPool
 
+        kind = self._kind(path, False)
+        if kind == "hf" and self.device.startswith("cuda") and ray.gpus_per_worker == 0:
+            # Ray hides every GPU from an actor that asked for none (CUDA_VISIBLE_DEVICES is empty).
+            raise UserError(
+                f"model.ray.workers is {ray.workers} with model.device {self.device}, but "
+                "model.ray.gpus_per_worker is 0, so Ray gives the actors no GPU",
+                "set model.ray.gpus_per_worker: 1 (a model copy per GPU, or a fraction to share one), "
+                "or model.device: cpu",
+            )
         self.release()
         # No request cache in actors: several processes would append to one file. The step's shards
         # are the unit of resume under Ray (a finished chunk is written as soon as it comes back).
-        make = self._loader(path, self._kind(path, False), None)
+        make = self._loader(path, kind, None)
         return ActorPool(make, ray.workers, ray.gpus_per_worker, ray.address)
 
     def release(self) -> None:
