@@ -1,6 +1,7 @@
 """What `run` checks before it writes: paths taken from the right directory, nothing left behind."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,25 @@ def test_every_packaged_recipe_passes_the_file_and_name_checks(name):
     recipe = load_recipe(QUICK.parent / name)
     check_names(recipe, check_recipe_files(recipe))
     assert select_stages(recipe, None, None) is None
+
+
+@pytest.mark.parametrize(
+    ("sets", "missing", "says"),
+    [
+        (["model.ray.workers=2"], "ray", "model.ray.workers needs the 'ray' package"),
+        (["model.ray.workers=2"], "ray.data", "model.ray.workers needs the 'ray.data' package"),
+        (["model.engine=openai"], "openai", "model.engine openai needs the 'openai' package"),
+        (["model.engine=vllm"], "vllm", 'pip install "cai-bootstrap[vllm]"'),
+    ],
+)
+def test_a_missing_extra_is_refused_before_any_step(tmp_path, monkeypatch, sets, missing, says):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a)
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=re.escape(says)):
+        _plan(overrides=[f"run.run_dir={tmp_path / 'run'}", *sets])
+    assert not (tmp_path / "run").exists()

@@ -235,6 +235,35 @@ def check_models(recipe: Recipe) -> None:
             check_reference(st.judge.reward_model, f"stages.{i}.judge.reward_model")
 
 
+# The optional extras each setting needs: (module to find, extra to install).
+EXTRAS = {
+    "openai": [("openai", "openai")],
+    "vllm": [("vllm", "vllm")],
+    "ray": [("ray", "ray"), ("ray.data", "ray")],
+}
+
+
+def check_engine_extras(recipe: Recipe) -> None:
+    """The packages of model.engine and model.ray are installed, checked now rather than when the
+    first step that needs them starts (after the baseline evaluation, minutes or hours in)."""
+    from importlib.util import find_spec
+
+    m = recipe.model
+    needs = ([m.engine] if m.engine != "hf" else []) + (["ray"] if m.ray.workers else [])
+    for what in needs:
+        for module, extra in EXTRAS[what]:
+            try:
+                found = find_spec(module) is not None
+            except ModuleNotFoundError:  # a parent package is missing (ray.data without ray)
+                found = False
+            if not found:
+                setting = "model.ray.workers" if what == "ray" else f"model.engine {what}"
+                raise UserError(
+                    f"{setting} needs the '{module}' package, which is not installed",
+                    f'pip install "cai-bootstrap[{extra}]"',
+                )
+
+
 # ---- the run folder ----
 
 
@@ -346,6 +375,7 @@ def plan_run(
     constitution = check_recipe_files(recipe)
     check_names(recipe, constitution)
     check_models(recipe)
+    check_engine_extras(recipe)
     check_run_folder(recipe.run_dir())
     check_previous_stage(recipe, chosen)
     return RunPlan(recipe, chosen)
