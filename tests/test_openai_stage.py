@@ -29,7 +29,9 @@ def _structure(run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("CAI_OPENAI_STAGE") != "1", reason="opt-in: CAI_OPENAI_STAGE=1 (40 s to 3.5 min)")
+@pytest.mark.skipif(
+    os.environ.get("CAI_OPENAI_STAGE") != "1", reason="opt-in: CAI_OPENAI_STAGE=1 (40 s to 3.5 min)"
+)
 def test_a_stage_on_the_openai_engine_has_the_hf_stage_structure(tmp_path, tiny_model_dir):
     from cai_bootstrap.engines.hf import HFEngine
 
