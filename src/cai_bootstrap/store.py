@@ -332,13 +332,23 @@ def run_chunked(step: Step, items: list, size: int, schema: type[T], work, ids_o
     """
     from .log import progress
 
-    step.begin()
-    have = {r.id for r in step.load_shards(schema)}
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    todo = [(i, c) for i, c in enumerate(chunks) if not all(x in have for it in c for x in ids_of(it))]
+    todo = pending_chunks(step, items, size, schema, ids_of)
     with progress(f"{step.folder.name}", len(todo)) as advance:
         for index, chunk in todo:
             step.append(work(index, chunk))
             advance(1)
+    return chunked_records(step, items, schema, ids_of)
+
+
+def pending_chunks(step: Step, items: list, size: int, schema: type[T], ids_of) -> list[tuple[int, list]]:
+    """Begin the step; (index, chunk) of every fixed chunk not yet wholly in its shards."""
+    step.begin()
+    have = {r.id for r in step.load_shards(schema)}
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    return [(i, c) for i, c in enumerate(chunks) if not all(x in have for it in c for x in ids_of(it))]
+
+
+def chunked_records(step: Step, items: list, schema: type[T], ids_of) -> list[T]:
+    """The step's records from its shards, in item order."""
     by_id = {r.id: r for r in step.load_shards(schema)}
     return [by_id[x] for it in items for x in ids_of(it)]

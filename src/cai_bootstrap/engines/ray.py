@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UserError
 from ..log import progress
+from ..store import chunked_records, pending_chunks
 
 
 class RaySettings(BaseModel):
@@ -91,10 +92,7 @@ def run_chunked_ray(
 ) -> list:
     """Like store.run_chunked, with the chunks not yet in the shards spread over the pool's actors."""
     ray = require_ray()
-    step.begin()
-    have = {r.id for r in step.load_shards(schema)}
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    todo = [(i, c) for i, c in enumerate(chunks) if not all(x in have for it in c for x in ids_of(it))]
+    todo = pending_chunks(step, items, size, schema, ids_of)
     if todo:
         if not ray.is_initialized():
             ray.init(address=pool.address, include_dashboard=False, log_to_driver=False)
@@ -111,5 +109,4 @@ def run_chunked_ray(
             for row in ds.iter_rows():
                 step.append([schema.model_validate(r) for r in json.loads(row["records"])])
                 advance(1)
-    by_id = {r.id: r for r in step.load_shards(schema)}
-    return [by_id[x] for it in items for x in ids_of(it)]
+    return chunked_records(step, items, schema, ids_of)
