@@ -42,8 +42,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _job(tmp_path: Path, model: Path, out: str = "out", **settings) -> Path:
-    data = tmp_path / "sft.jsonl"
+def write_sft_examples(data: Path) -> Path:
+    """Eight short SFT examples (the multi-process training tests share them)."""
     write_jsonl(
         data,
         [
@@ -56,6 +56,11 @@ def _job(tmp_path: Path, model: Path, out: str = "out", **settings) -> Path:
             for i in range(8)
         ],
     )
+    return data
+
+
+def _job(tmp_path: Path, model: Path, out: str = "out", **settings) -> Path:
+    data = write_sft_examples(tmp_path / "sft.jsonl")
     job = launch.SFTJob(
         settings={
             "epochs": 1,

@@ -8,29 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from cai_bootstrap.records import PreferencePair, SFTExample
+from cai_bootstrap.records import PreferencePair
 from cai_bootstrap.store import write_jsonl
 from cai_bootstrap.tasks import frame
 from cai_bootstrap.training.launch import accelerate_command
-from test_accelerate_configs import free_port
+from test_accelerate_configs import free_port, write_sft_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_two_process_ddp_sft_completes(tiny_model_dir, tmp_path):
-    data = tmp_path / "sft.jsonl"
-    write_jsonl(
-        data,
-        [
-            SFTExample(
-                id=f"e{i}",
-                instruction_id=f"i{i}",
-                prompt=f"Instruction: List {i} fruits.\nResponse:",
-                completion=frame.completion("apple, pear, plum."),
-            )
-            for i in range(8)
-        ],
-    )
+    data = write_sft_examples(tmp_path / "sft.jsonl")
     job = {
         "settings": {"epochs": 1, "batch_size": 2, "logging_steps": 1, "save_steps": 1, "max_length": 64},
         "lora": {"r": 4},
