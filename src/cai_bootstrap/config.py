@@ -117,6 +117,14 @@ class InstructionSettings(_Strict):
     constraint_types: list[str] | None = Field(
         None, min_length=1, description="constraint ids to use (not empty); null = the stage-1 default list"
     )
+    heldout_only_types: list[str] = Field(
+        default_factory=list,
+        description="leave-types-out: constraint types (ids or group:NAME, tasks/typegroups.py) never in "
+        "training, removed from constraint_types, used only in n_heldout_types extra held-out items",
+    )
+    n_heldout_types: int = Field(
+        60, ge=1, description="held-out items on heldout_only_types only (none when that list is empty)"
+    )
     min_constraints: int = Field(1, ge=1)
     max_constraints: int = Field(2, ge=1)
     leakage_threshold: float = Field(

@@ -112,7 +112,10 @@ INSTRUCTIONS = StepSpec(
     "instructions",
     _instructions,
     settings=("instructions",),
-    ignores={"instructions.n_heldout": "read through the held-out set itself, an input"},
+    ignores={
+        "instructions.n_heldout": "read through the held-out set itself, an input",
+        "instructions.n_heldout_types": "read through the held-out set itself, an input",
+    },
     reads=("heldout",),
     models={"generator": "generator"},
     resources=(

@@ -17,8 +17,8 @@ from .. import health
 from ..engines import Engine, Sampling
 from ..log import log
 from ..records import BaseTask, Instruction
-from ..tasks import curriculum, selfinstruct
-from ..tasks.composer import compose, constraint_types_default, load_base_tasks
+from ..tasks import curriculum, selfinstruct, typegroups
+from ..tasks.composer import compose, load_base_tasks
 from ..tasks.diversity import diversity_stats
 from ..tasks.leakage import assert_no_leakage, check_leakage
 
@@ -58,7 +58,18 @@ SOURCES: dict[int, TaskSource] = {
 
 
 def _types(cfg) -> list[str]:
-    return cfg.constraint_types or constraint_types_default()
+    return typegroups.training_types(cfg)
+
+
+def _heldout_types_items(cfg, seed: int, stage: int) -> list[Instruction]:
+    """Leave-types-out: items whose every constraint is a held-out-only type (none if unset)."""
+    types = typegroups.heldout_only_types(cfg)
+    if not types:
+        return []
+    rng = random.Random(f"heldout-types-{seed}-{stage}")
+    tasks = load_base_tasks("heldout")
+    lo, hi = cfg.min_constraints, cfg.max_constraints
+    return compose(rng, tasks, cfg.n_heldout_types, "heldout", types, lo, hi, stage)
 
 
 def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[Instruction]:
@@ -75,7 +86,7 @@ def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[
             cfg.min_constraints,
             cfg.max_constraints,
             stage,
-        )
+        ) + _heldout_types_items(cfg, seed, stage)
     return curriculum.build(
         stage, "heldout", cfg.n_heldout, rng, earlier=earlier if source.reads_earlier else None
     )
@@ -90,7 +101,9 @@ def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]
     si = selfinstruct.run(si_cfg, seeds, engine, topics, kinds, exclude=held_tasks)
     if si_cfg.n_tasks > 0:
         health.check_self_instruct(si_cfg.enabled, len(si.tasks), si_cfg.min_accepted)
-    tasks = seeds + si.tasks
+    # A model-written task may word a held-out-only constraint itself; it never trains.
+    pieces = typegroups.fragments(typegroups.heldout_only_types(cfg))
+    tasks = seeds + [t for t in si.tasks if not typegroups.wording_hit(t.text, pieces)]
     rng = random.Random(f"train-{seed}-1-{round_}")
     train = compose(
         rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, 1
@@ -142,6 +155,7 @@ def run(
             generated=generated,
         )
         out = InstructionsOutput(train, stats={"diversity": diversity_stats(train, None)})
+    typegroups.assert_types_apart(out.instructions, typegroups.heldout_only_types(cfg))
     train_texts = [i.prompt for i in out.instructions] + [i.task for i in out.instructions]
     assert_no_leakage([h.task for h in held], train_texts, cfg.leakage_threshold)
     assert_no_leakage(
