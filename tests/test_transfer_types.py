@@ -214,3 +214,56 @@ def test_type_settings_are_checked_before_any_model_runs():
         typegroups.check_type_settings(
             _cfg(constraint_types=["cai:no_letter"], heldout_only_types=["cai:no_letter"]), "s"
         )
+
+
+# ---------------------------------------------------------------- the transfer comparison
+def _item(tag: str, iid: str, ids: list[str], strict: list[bool], loose: list[bool] | None = None):
+    from cai_bootstrap.records import EvalItem
+
+    loose = strict if loose is None else loose
+    return EvalItem(
+        id=f"{tag}:{iid}",
+        model_tag=tag,
+        instruction_id=iid,
+        prompt="p",
+        response="r",
+        constraint_ids=ids,
+        passed_strict=strict,
+        passed_loose=loose,
+        all_strict=all(strict),
+        all_loose=all(loose),
+    )
+
+
+def test_transfer_comparison_counts_each_group_apart_and_mixed_in_neither():
+    from cai_bootstrap.transfer import TypeGroup, transfer_comparison
+
+    held = ["cai:no_letter", "cai:keyword_caps"]
+    trained_ids, held_ids, mixed_ids = (
+        ["cai:max_words"],
+        ["cai:no_letter", "cai:keyword_caps"],
+        held[:1] + ["cai:max_words"],
+    )
+    base, after = [], []
+    for i in range(20):  # trained types: 4 -> 18 passes (gain); held-out types: 10 -> 10 (none)
+        base.append(_item("base", f"t{i}", trained_ids, [i < 4]))
+        after.append(_item("trained", f"t{i}", trained_ids, [i < 18]))
+        base.append(_item("base", f"h{i}", held_ids, [i < 10, True], loose=[True, True]))
+        after.append(_item("trained", f"h{i}", held_ids, [i >= 10, True], loose=[True, True]))
+    base.append(_item("base", "m0", mixed_ids, [False, False]))
+    after.append(_item("trained", "m0", mixed_ids, [True, True]))
+    result = transfer_comparison(base, after, held)
+    assert result.n_mixed == 1 and [g.group for g in result.groups] == [TypeGroup.TRAINED, TypeGroup.HELDOUT]
+    tr, ho = result.groups
+    assert (
+        tr.n_items == 20 and tr.prompt_strict.base.successes == 4 and tr.prompt_strict.trained.successes == 18
+    )
+    assert tr.prompt_strict.mcnemar.p_value < 0.001
+    assert ho.n_items == 20 and ho.prompt_strict.base.successes == ho.prompt_strict.trained.successes == 10
+    assert ho.prompt_strict.mcnemar.b == 10 and ho.prompt_strict.mcnemar.c == 10
+    assert (
+        ho.prompt_loose.trained.rate == 1.0
+        and ho.prompt_strict.base.ci_low < 0.5 < ho.prompt_strict.base.ci_high
+    )
+    assert {r.type for r in ho.prompt_strict.per_type} == set(held)
+    assert transfer_comparison(base, after, []) is None

@@ -23,6 +23,8 @@ from .stage_context import StageContext
 from .stats import compare
 from .steps import evaluate, gate
 from .store import RunLock, atomic_write_text, read_jsonl
+from .tasks.typegroups import heldout_only_types
+from .transfer import transfer_comparison
 
 HEADER = ("config.resolved.yaml", "constitution.yaml")
 
@@ -56,6 +58,7 @@ def _judge_round(ctx: StageContext, base_eval: Path, result: RoundResult) -> Rou
             "gate": gate.decide(ctx.cfg.gate, ctx.cfg.stage, comparison),
             "accuracies": {"base": evaluate.accuracies(base), "trained": evaluate.accuracies(trained)},
             "score": comparison.trained.rate,
+            "transfer": transfer_comparison(base, trained, heldout_only_types(ctx.cfg.instructions)),
         }
     )
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .report.model import GateOutcome
 from .stats import Comparison
+from .transfer import TransferResult
 
 Accuracies = dict[str, float]  # prompt_strict, prompt_loose, instruction_strict, instruction_loose, n_*
 
@@ -53,6 +54,9 @@ class RoundResult(_Strict):
     gate: GateOutcome | None = None
     accuracies: dict[str, Accuracies] = Field(default_factory=dict, description="'base'/'trained' -> ...")
     score: float = Field(0.0, description="the trained model's rate on the gate's metric")
+    transfer: TransferResult | None = Field(
+        None, description="leave-types-out: trained vs held-out-only types apart (transfer.py)"
+    )
 
 
 class StageResult(_Strict):
