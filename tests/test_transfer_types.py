@@ -235,9 +235,9 @@ def _item(tag: str, iid: str, ids: list[str], strict: list[bool], loose: list[bo
     )
 
 
-def test_transfer_comparison_counts_each_group_apart_and_mixed_in_neither():
-    from cai_bootstrap.transfer import TypeGroup, transfer_comparison
-
+def _scripted():
+    """Scripted held-out records: 20 trained-type items (4 -> 18 passes), 20 held-out-type items
+    (10 -> 10, but different ones), one mixed item."""
     held = ["cai:no_letter", "cai:keyword_caps"]
     trained_ids, held_ids, mixed_ids = (
         ["cai:max_words"],
@@ -252,6 +252,13 @@ def test_transfer_comparison_counts_each_group_apart_and_mixed_in_neither():
         after.append(_item("trained", f"h{i}", held_ids, [i >= 10, True], loose=[True, True]))
     base.append(_item("base", "m0", mixed_ids, [False, False]))
     after.append(_item("trained", "m0", mixed_ids, [True, True]))
+    return base, after, held
+
+
+def test_transfer_comparison_counts_each_group_apart_and_mixed_in_neither():
+    from cai_bootstrap.transfer import TypeGroup, transfer_comparison
+
+    base, after, held = _scripted()
     result = transfer_comparison(base, after, held)
     assert result.n_mixed == 1 and [g.group for g in result.groups] == [TypeGroup.TRAINED, TypeGroup.HELDOUT]
     tr, ho = result.groups
@@ -267,3 +274,30 @@ def test_transfer_comparison_counts_each_group_apart_and_mixed_in_neither():
     )
     assert {r.type for r in ho.prompt_strict.per_type} == set(held)
     assert transfer_comparison(base, after, []) is None
+
+
+def test_report_shows_the_transfer_section_in_markdown_and_html(tmp_path):
+    from datetime import datetime
+
+    from cai_bootstrap.report import ReportData, StageReport, render
+    from cai_bootstrap.transfer import transfer_comparison
+    from test_report import check_html
+
+    base, after, held = _scripted()
+    result = transfer_comparison(base, after, held)
+    stage = StageReport(stage=1, transfer=result)
+    md, html = render(
+        ReportData(run_name="t", model="m", created=datetime(2026, 1, 1), stages=[stage]), tmp_path
+    )
+    text = md.read_text()
+    assert "### Transfer: trained vs never-trained constraint types" in text
+    assert "| trained types | 20 | prompt strict | 20.0% [" in text and "| +70.0 pts | 0 / 14 |" in text
+    assert "| held-out types | 20 | prompt strict | 50.0% [" in text and "| +0.0 pts | 10 / 10 |" in text
+    assert "1 mixed item(s) count in neither" in text and "| cai:no_letter | 20 | 50.0% | 50.0% |" in text
+    check_html(html)
+    assert "Transfer: trained vs never-trained" in html.read_text()
+    render(
+        ReportData(run_name="t", model="m", created=datetime(2026, 1, 1), stages=[StageReport(stage=1)]),
+        tmp_path,
+    )
+    assert "Transfer:" not in md.read_text()

@@ -193,6 +193,7 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         dpo_curve=_curve(r1 / "dpo" / "train" / "metrics.jsonl"),
         step_times=[t.model_dump() for t in summary.step_times],
         gate=chosen.gate,
+        transfer=chosen.transfer,
         examples=_examples(base, trained),
         artifacts={k: _rel(run_dir, v) for k, v in artifacts.items() if v.exists()},
     )
