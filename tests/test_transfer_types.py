@@ -301,3 +301,42 @@ def test_report_shows_the_transfer_section_in_markdown_and_html(tmp_path):
         tmp_path,
     )
     assert "Transfer:" not in md.read_text()
+
+
+def test_a_tiny_run_with_heldout_only_types_records_the_transfer(tmp_path, tiny_model_dir):
+    """One stage on the tiny random model: held-out-only items exist, no training instruction
+    carries their type, stage.json and the report show both groups."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from cai_bootstrap.cli import app
+    from cai_bootstrap.records import Instruction
+    from cai_bootstrap.store import read_jsonl
+    from test_pipeline import _recipe
+
+    path = _recipe(tmp_path, tiny_model_dir)
+    recipe = yaml.safe_load(open(path))
+    ins = recipe["stages"][0]["instructions"]
+    ins.update(heldout_only_types=["cai:exclaim_end"], n_heldout_types=3)
+    ins["constraint_types"] += ["cai:exclaim_end"]  # listed for training too: removed from it
+    recipe["stages"][0]["eval"]["ifeval_files"] = []
+    open(path, "w").write(yaml.safe_dump(recipe))
+    result = CliRunner().invoke(app, ["run", "--recipe", path, "--quiet"])
+    assert result.exit_code in (0, 3), result.output
+    run = tmp_path / "run" / "stage1"
+    held = read_jsonl(run / "heldout" / "records.jsonl", Instruction)
+    assert [i.constraints[0].id for i in held[-3:]] == ["cai:exclaim_end"] * 3 and len(held) == 8
+    train = read_jsonl(run / "round1" / "instructions" / "records.jsonl", Instruction)
+    assert train and all(c.id != "cai:exclaim_end" for i in train for c in i.constraints)
+    transfer = json.loads((run / "stage.json").read_text())["rounds"][0]["transfer"]
+    assert transfer["heldout_only_types"] == ["cai:exclaim_end"] and transfer["n_mixed"] == 0
+    assert [(g["group"], g["n_items"]) for g in transfer["groups"]] == [
+        ("trained types", 5),
+        ("held-out types", 3),
+    ]
+    assert (
+        "### Transfer: trained vs never-trained constraint types"
+        in (tmp_path / "run" / "report.md").read_text()
+    )
