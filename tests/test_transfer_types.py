@@ -340,3 +340,20 @@ def test_a_tiny_run_with_heldout_only_types_records_the_transfer(tmp_path, tiny_
         "### Transfer: trained vs never-trained constraint types"
         in (tmp_path / "run" / "report.md").read_text()
     )
+
+
+def test_preflight_names_a_bad_heldout_only_setting():
+    from cai_bootstrap.config import load_recipe
+    from cai_bootstrap.constitution import load_constitution
+    from cai_bootstrap.preflight import check_names
+
+    con = load_constitution(None)
+    ok = load_recipe(None, ["stages.0.instructions.heldout_only_types=[group:transfer-heldout]"])
+    check_names(ok, con)
+    for value, message in [
+        ("[bogus:type]", "heldout_only_types: unknown constraint type 'bogus:type'"),
+        ("[group:nope]", "heldout_only_types: unknown constraint type group"),
+    ]:
+        recipe = load_recipe(None, [f"stages.0.instructions.heldout_only_types={value}"])
+        with pytest.raises(UserError, match=message):
+            check_names(recipe, con)
