@@ -357,3 +357,20 @@ def test_preflight_names_a_bad_heldout_only_setting():
         recipe = load_recipe(None, [f"stages.0.instructions.heldout_only_types={value}"])
         with pytest.raises(UserError, match=message):
             check_names(recipe, con)
+
+
+def test_a_model_written_task_that_words_a_heldout_type_never_trains(monkeypatch):
+    from cai_bootstrap.tasks.selfinstruct import SelfInstructOutput
+
+    bad = BaseTask(
+        id="si-1", text='Write a note. Leave out the letter "z" completely.', kind="letter", topic="x"
+    )
+    good = BaseTask(id="si-2", text="Write a note to a neighbour about a lost cat.", kind="letter", topic="x")
+    monkeypatch.setattr(
+        instructions_step.selfinstruct, "run", lambda *a, **k: SelfInstructOutput(tasks=[bad, good])
+    )
+    cfg = _cfg(n_train=200)
+    out = instructions_step.run(cfg, 0, 1, 1, None, instructions_step.heldout(cfg, 0, 1))
+    assert out.stats["self_instruct_dropped_heldout_wording"] == 1
+    tasks = {i.task for i in out.instructions}
+    assert bad.text not in tasks and good.text in tasks

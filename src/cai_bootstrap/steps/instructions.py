@@ -103,12 +103,14 @@ def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]
         health.check_self_instruct(si_cfg.enabled, len(si.tasks), si_cfg.min_accepted)
     # A model-written task may word a held-out-only constraint itself; it never trains.
     pieces = typegroups.fragments(typegroups.heldout_only_types(cfg))
-    tasks = seeds + [t for t in si.tasks if not typegroups.wording_hit(t.text, pieces)]
+    kept = [t for t in si.tasks if not typegroups.wording_hit(t.text, pieces)]
+    tasks = seeds + kept
     rng = random.Random(f"train-{seed}-1-{round_}")
     train = compose(
         rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, 1
     )
     stats = {"diversity": diversity_stats(train, tasks), "self_instruct": si.stats}
+    stats["self_instruct_dropped_heldout_wording"] = len(si.tasks) - len(kept)
     return InstructionsOutput(train, si.tasks, si.rejected, stats)
 
 
