@@ -342,8 +342,13 @@ def sft_candidates(
         if r.instruction_id in by_id and _passes(r, by_id[r.instruction_id], drop_truncated)
     ]
     refused: dict[str, DroppedPair] = {}
-    if guard.cfg.min_sft_relevance is not None:
-        content_guards.score_relevance(guard, [(by_id[r.instruction_id], r) for r in passing])
+    if guard.cfg.min_sft_relevance is not None:  # one batch, for the answers the text guards pass
+        live = [
+            r
+            for r in passing
+            if not content_guards.answer_problem(guard, by_id[r.instruction_id], r.text, r.id)
+        ]
+        content_guards.score_relevance(guard, [(by_id[r.instruction_id], r) for r in live])
     for r in passing:
         if why := content_guards.sft_problem(guard, by_id[r.instruction_id], r):
             reason, detail = why

@@ -165,7 +165,7 @@ def relevance_scorer(engine: Engine) -> RelevanceFn:
             return []
         requests = sorted({r for r, _ in items})
         prompts = [BACK_FRAME.format(answer=a.strip()[:MAX_ANSWER_CHARS]) for _, a in items]
-        prompts += [BACK_FRAME.format(answer="").replace(" \n", "\n") for _ in requests]
+        prompts += [BACK_FRAME.format(answer="") for _ in requests]
         conts = [f" {r.strip()}" for r, _ in items] + [f" {r.strip()}" for r in requests]
         lps = engine.logprobs(prompts, conts)
         alone = dict(zip(requests, lps[len(items) :], strict=True))
