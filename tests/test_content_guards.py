@@ -97,6 +97,8 @@ def test_what_a_request_asks_for_is_not_a_problem():
     assert content_guards.answer_problem(guard, ins, GOOD + " Ask [name] for more.") is None
     words = ConstraintSpec(id="cai:max_words", kwargs={"max_words": 3}, text="Use at most 3 words.")
     assert content_guards.answer_problem(guard, _instruction((words,)), "Nectar becomes honey.") is None
+    span = ConstraintSpec(id="cai:contains_answer", kwargs={"answers": ["bees make honey"]}, text="x")
+    assert content_guards.answer_problem(guard, _instruction((span,)), "bees make honey") is None
     quoted = _instruction(prompt='Describe how bees make honey. End with "Thank you for reading."')
     assert cc.echo_overlap(quoted.prompt, "Thank you for reading.") == 0.0
 

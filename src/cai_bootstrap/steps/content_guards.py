@@ -41,6 +41,7 @@ LENGTH_IDS = frozenset(
         "detectable_format:json_format",
     }
 )
+ANSWER_IDS = frozenset({"cai:choice", "cai:yes_no", "cai:contains_answer"})
 # Task kinds (tasks/composer.py) that ask for content: an explanation, not a name or a list.
 CONTENT_KINDS = frozenset({"explain", "describe", "story", "advice", "compare", "letter", "poem", "howto"})
 TEMPLATES = ("critique.j2", "revision.j2", "judge.j2")
@@ -156,7 +157,10 @@ def _check(cfg: ContentGuardSettings, grams, instruction: Instruction, text: str
     ids = {c.id for c in instruction.constraints}
     body = _repeat_prefix(instruction, text)
     content = instruction.task_kind in CONTENT_KINDS
-    if cfg.max_echo is not None and (e := cc.echo_overlap(instruction.prompt, body)) >= cfg.max_echo:
+    # A question whose answer is checked (curriculum stages: a fact, a choice, a span of a given
+    # passage) may be answered with the request's own words.
+    echo = cfg.max_echo is not None and not ids & ANSWER_IDS
+    if echo and (e := cc.echo_overlap(instruction.prompt, body)) >= cfg.max_echo:
         return DropReason.ECHO, f"{e:.0%} of its 3-grams are in the request"
     if cfg.max_echo is not None and (talk := cc.rule_talk(body)):
         return DropReason.ECHO, f"restates constraint wording {talk!r}"
