@@ -194,7 +194,7 @@ CRITIQUE = StepSpec(
     },
     reads=("instructions", "responses"),
     models={"generator": "generator"},
-    resources=(FRAME, *GUARD_TEMPLATES, "tasks/data"),
+    resources=(FRAME, *GUARD_TEMPLATES, "tasks/data", "tasks/content_checks.py"),
     outputs=("records.jsonl", "critiques.jsonl"),
     timeout="generation",
     extra=_constitution,
@@ -245,9 +245,12 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
 def _guard(ctx: StageContext, models: dict) -> content_guards.Guard | None:
     """The content guards of this stage; relevance is scored by the round's input model."""
     gcfg = ctx.cfg.pairs.guards
-    scorer = None
-    if gcfg.enabled and gcfg.relevance:
-        scorer = relevance_scorer(ctx.engines.get(models["generator"]))
+
+    def scorer(items):
+        # Loaded when first called, after the judge has ordered the ties: the holder keeps one engine,
+        # so loading the generator earlier would free the judge's model under it.
+        return relevance_scorer(ctx.engines.get(models["generator"]))(items)
+
     return content_guards.make_guard(gcfg, ctx.constitution, scorer)
 
 
@@ -257,7 +260,13 @@ PAIRS = StepSpec(
     settings=("pairs", "judge"),
     reads=("instructions", "responses", "critique"),
     models={"judge": "judge", "generator": "generator"},
-    resources=(FRAME, *GUARD_TEMPLATES, "tasks/data", "data/calibration_preference.yaml"),
+    resources=(
+        FRAME,
+        *GUARD_TEMPLATES,
+        "tasks/data",
+        "tasks/content_checks.py",
+        "data/calibration_preference.yaml",
+    ),
     outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl"),
     timeout="generation",
     extra=_judging,

@@ -35,12 +35,12 @@ def echo_overlap(request: str, answer: str, n: int = 3) -> float:
     """Share of the answer's word n-grams that also occur in the request (0.0 for an empty answer).
 
     Spans the request quotes are not counted as request text: an answer must be free to contain the
-    phrases it was asked to contain. Answers shorter than n words are measured on single words.
+    phrases it was asked to contain. An answer shorter than n words is 0.0: a restatement is a phrase,
+    and a one-word answer is the short-answer measures' business (and may be right: "Paris").
     """
     tokens = words(answer)
-    if not tokens:
+    if len(tokens) < n:
         return 0.0
-    n = min(n, len(tokens))
     # Split at the quoted spans, so that removing one does not join its neighbours into n-grams.
     req_grams = {g for part in _QUOTED.split(request) for g in ngrams(words(part), n)}
     grams = ngrams(tokens, n)
