@@ -17,6 +17,7 @@ from .engines.openai import OpenAISettings
 from .engines.ray import RaySettings
 from .engines.vllm import VLLMSettings
 from .errors import UserError
+from .steps.content_measures import ContentSettings
 from .steps.critique import CritiqueSettings
 from .steps.judge import JudgeSettings
 from .steps.pairs import PairSettings
@@ -165,6 +166,9 @@ class EvalSettings(_Strict):
         "the run starts in and saved as absolute paths",
     )
     safety: SafetyEvalSettings = Field(default_factory=SafetyEvalSettings)
+    content: ContentSettings = Field(
+        default_factory=ContentSettings, description="content measures of the held-out answers (issue 26)"
+    )
 
 
 class GateSettings(_Strict):

@@ -21,7 +21,7 @@ from .results import RoundResult, StageResult, at, rel
 from .stage import Progress, baseline, for_round, plan, run_round, step_times
 from .stage_context import StageContext
 from .stats import compare
-from .steps import evaluate, gate
+from .steps import content_measures, evaluate, gate
 from .store import RunLock, atomic_write_text, read_jsonl
 from .tasks.typegroups import heldout_only_types
 from .transfer import transfer_comparison
@@ -59,6 +59,7 @@ def _judge_round(ctx: StageContext, base_eval: Path, result: RoundResult) -> Rou
             "accuracies": {"base": evaluate.accuracies(base), "trained": evaluate.accuracies(trained)},
             "score": comparison.trained.rate,
             "transfer": transfer_comparison(base, trained, heldout_only_types(ctx.cfg.instructions)),
+            "content_flag": content_measures.flag(comparison, result.content),
         }
     )
 
@@ -76,6 +77,8 @@ def _rounds(ctx: StageContext, base: Progress) -> tuple[list[RoundResult], Round
         info = _judge_round(rctx, base_eval, result)
         done.append(info)
         log.info("stage %d round %d: %s %.1f%%", ctx.cfg.stage, r, ctx.cfg.gate.metric, 100 * info.score)
+        if info.content_flag:
+            log.warning("stage %d round %d: %s", ctx.cfg.stage, r, info.content_flag)
         if info.gate.passed and info.gate.configured:
             return done, info, "gate passed", times
         if len(done) > 1 and info.score < done[-2].score:

@@ -180,6 +180,8 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         stage=summary.stage,
         title=_title(summary),
         comparison=chosen.comparison,
+        content=chosen.content,
+        content_flags=[f"round {r.round}: {r.content_flag}" for r in summary.rounds if r.content_flag],
         ifeval=_ifeval(chosen.accuracies, chosen.external),
         harmlessness=harmless,
         over_refusal=over_refusal,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..stats import Comparison, RateSummary
 from ..transfer import TransferResult
+from ..steps.content_measures import ContentComparison
 
 # IFEval reports four accuracies; these are the names the report looks for, in this order.
 IFEVAL_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
@@ -79,6 +80,10 @@ class StageReport(BaseModel):
     comparison: Comparison | None = Field(None, description="baseline vs trained on held-out items")
     ifeval: dict[str, dict[str, float]] | None = Field(
         None, description="model tag -> {prompt_strict, prompt_loose, instruction_strict, instruction_loose}"
+    )
+    content: ContentComparison | None = Field(None, description="content measures of the held-out answers")
+    content_flags: list[str] = Field(
+        default_factory=list, description="'round N: gain with degraded content: ...', one per flagged round"
     )
     harmlessness: dict[str, RateSummary] | None = Field(
         None, description="model tag -> rate of harmful prompts answered harmlessly"

@@ -25,6 +25,8 @@ from ..tasks.constraints import check_instruction
 from ..templates import KEEP_ORIGINAL, REVISION_END, STOP, VERDICT_OK, VERDICT_PROBLEM, render
 
 CheckFn = Callable[[Instruction, str], list[bool]]
+# (instruction, revision) -> (reason, detail) of the content guard it fails, or None (content_guards.py)
+GuardFn = Callable[[Instruction, str], tuple[str, str] | None]
 
 
 def verify(instruction: Instruction, text: str) -> list[bool]:
@@ -72,6 +74,7 @@ class RejectReason(StrEnum):
     TOO_SHORT = "too_short"
     CONSTRAINT_REGRESSION = "constraint_regression"
     NO_VERDICT = "no_verdict"  # set on critique records whose critique had no verdict line
+    CONTENT_GUARD = "content_guard"  # an echo, repetition, stub, copied exemplar (content_guards.py)
 
 
 # Remarks about the answer instead of the answer: at the start of the revision...
@@ -324,7 +327,9 @@ def _record(
     )
 
 
-def _revision_round(cfg, items, constitution, engine, round_, check: CheckFn) -> tuple[list, list[_Item]]:
+def _revision_round(
+    cfg, items, constitution, engine, round_, check: CheckFn, guard: GuardFn | None = None
+) -> tuple[list, list[_Item]]:
     """Revise the given items (see CritiqueSettings.revise); return records and the items revised."""
     prompts = [
         revision_prompt(
@@ -344,6 +349,8 @@ def _revision_round(cfg, items, constitution, engine, round_, check: CheckFn) ->
             min_length_ratio=cfg.min_length_ratio,
             check=check,
         )
+        if guard and parsed.status is RevisionStatus.REVISED and (why := guard(it.instruction, parsed.text)):
+            parsed = _reject(parsed.raw, RejectReason.CONTENT_GUARD, f"{why[0]}: {why[1]}")
         rec = _record(it, round_, parsed)
         records.append(rec)
         if parsed.status is RevisionStatus.REVISED:
@@ -370,10 +377,12 @@ def run(
     constitution: Constitution,
     engine: Engine,
     check: CheckFn | None = None,
+    guard: GuardFn | None = None,
 ) -> CritiqueOutput:
     """Critique the selected answers and revise those with a problem, for up to cfg.rounds rounds.
 
     check(instruction, text) -> passed per constraint; default: the constraint library (strict).
+    guard: a revision it refuses is rejected (content_guard), not counted as revised.
     Returns the accepted revisions as Response records (origin="revision"), one CritiqueRecord
     per critique, and how often each principle was used.
     """
@@ -396,7 +405,7 @@ def run(
                 reason = RejectReason.NO_VERDICT if it.critique.verdict is Verdict.UNCLEAR else None
                 out.critiques.append(_record(it, round_, None, reason))
         log.info(f"critique round {round_}: {len(problems)} of {len(items)} answers to revise")
-        records, items = _revision_round(cfg, problems, constitution, engine, round_, check)
+        records, items = _revision_round(cfg, problems, constitution, engine, round_, check, guard)
         out.critiques.extend(records)
         out.revisions.extend(it.current for it in items)
     _log_summary(out)

@@ -106,12 +106,39 @@ def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]
     kept = [t for t in si.tasks if not typegroups.wording_hit(t.text, pieces)]
     tasks = seeds + kept
     rng = random.Random(f"train-{seed}-1-{round_}")
-    train = compose(
-        rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, 1
-    )
+    k = _from_model_tasks(si_cfg, cfg.n_train, round_, len(kept))
+    types, lo, hi = _types(cfg), cfg.min_constraints, cfg.max_constraints
+    if k is None:
+        train = compose(rng, tasks, cfg.n_train, "train", types, lo, hi, 1)
+    else:
+        train = compose(rng, kept, k, "train", types, lo, hi, 1) if k else []
+        train += compose(rng, seeds, cfg.n_train - k, "train", types, lo, hi, 1)
     stats = {"diversity": diversity_stats(train, tasks), "self_instruct": si.stats}
     stats["self_instruct_dropped_heldout_wording"] = len(si.tasks) - len(kept)
+    stats["diversity"]["self_instruct_target"] = None if k is None else si_cfg.train_share
     return InstructionsOutput(train, si.tasks, si.rejected, stats)
+
+
+# A model-written task is composed into at most this many instructions (different constraints each), so
+# that a round with few accepted tasks does not fill its training set with copies of them.
+MAX_USES_PER_TASK = 3
+
+
+def _from_model_tasks(si_cfg, n: int, round_: int, n_tasks: int) -> int | None:
+    """How many of the n training instructions come from model-written tasks; None: one shared pool
+    (before share_from_round, or train_share null). Fewer than the share asks when too few tasks were
+    accepted: said in the log, and the achieved share is in the step's diversity stats."""
+    if si_cfg.train_share is None or round_ < si_cfg.share_from_round or not si_cfg.enabled:
+        return None
+    want = round(si_cfg.train_share * n)
+    k = min(want, n_tasks * MAX_USES_PER_TASK)
+    if k < want:
+        log.warning(
+            "round %d: %d model-written tasks give %d of %d training instructions (train_share %.2f asks "
+            "for %d): raise instructions.self_instruct.n_tasks",
+            round_, n_tasks, k, n, si_cfg.train_share, want,
+        )  # fmt: skip
+    return k
 
 
 def _redteam_requests(engine: Engine, seed: int, n: int) -> list[str]:
