@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from .report.model import GateOutcome
 from .stats import Comparison
 from .transfer import TransferResult
-    )
 from .steps.content_measures import ContentComparison
 
 Accuracies = dict[str, float]  # prompt_strict, prompt_loose, instruction_strict, instruction_loose, n_*
