@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .report.model import GateOutcome
 from .stats import Comparison
-from .transfer import TransferResult
 from .steps.content_measures import ContentComparison
+from .transfer import TransferResult
 
 Accuracies = dict[str, float]  # prompt_strict, prompt_loose, instruction_strict, instruction_loose, n_*
 

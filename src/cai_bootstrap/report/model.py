@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..stats import Comparison, RateSummary
-from ..transfer import TransferResult
 from ..steps.content_measures import ContentComparison
+from ..transfer import TransferResult
 
 # IFEval reports four accuracies; these are the names the report looks for, in this order.
 IFEVAL_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
