@@ -185,6 +185,10 @@ def calibrate(
     from .store import atomic_write_text
 
     logging_.setup(quiet)
+    if output is not None:  # checked before the judge runs, not after
+        from .fsguard import check_output_file
+
+        check_output_file(output, "--out")
     cal = calibrate_alone(load_recipe(recipe or QUICKSTART, set_ or []), judge, stage)
     table = Table("question", "n", "balanced accuracy [95% CI]", "sensitivity", "specificity", "bias", "used")
     for q, t in cal.types.items():
