@@ -9,6 +9,7 @@ import errno
 import json
 import os
 
+import pytest
 from typer.testing import CliRunner
 
 from cai_bootstrap.cli import app
@@ -59,3 +60,49 @@ def test_eval_out_symlink_leaves_its_target_alone(tmp_path):
     )
     assert res.exit_code == 2 and "is a symlink" in res.output
     assert link.is_symlink() and target.read_text() == "mine\n"
+
+
+SFT_CHILD = """
+import sys
+from pathlib import Path
+from cai_bootstrap.records import SFTExample
+from cai_bootstrap.store import write_jsonl
+from cai_bootstrap.training.config import LoraSettings, SFTSettings
+from cai_bootstrap.training.sft import run_sft
+
+model, out = Path(sys.argv[1]), Path(sys.argv[2])
+ex = [SFTExample(id=f"e{i}", instruction_id=f"i{i}", prompt=f"Instruction: say {i}.\\nResponse:",
+                 completion=f" {i}.") for i in range(4)]
+write_jsonl(out.parent / "sft.jsonl", ex)
+run_sft(SFTSettings(epochs=1, batch_size=4, max_length=32, seed=1), LoraSettings(r=2),
+        out.parent / "sft.jsonl", model, out, "float32")
+"""
+
+
+@pytest.mark.slow  # two training processes (~60 s on 2 busy CPU cores)
+def test_adapter_config_is_the_same_in_every_process(tiny_model_dir, tmp_path):
+    """PEFT orders target_modules by the process's hash seed; two processes with other seeds must
+    write byte-identical adapter configs (else DPO and the merge are redone after any SFT redo)."""
+    import subprocess
+    import sys
+
+    from cai_bootstrap.runner import model_identity
+
+    configs = []
+    for seed in ("1", "2"):  # two hash seeds: the set order of the modules differs
+        out = tmp_path / seed / "train"
+        out.parent.mkdir()
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        res = subprocess.run(
+            [sys.executable, "-c", SFT_CHILD, str(tiny_model_dir), str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        configs.append(out / "adapter")
+    a, b = ((c / "adapter_config.json").read_bytes() for c in configs)
+    assert len(json.loads(a)["target_modules"]) == 14  # all-linear: 7 projections in each of 2 layers
+    assert a == b
+    assert model_identity(configs[0]) == model_identity(configs[1])

@@ -26,7 +26,7 @@ from ..runner import model_identity, signed
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
 from .config import LoraSettings, TrainResult
-from .lora import resolve_bf16
+from .lora import resolve_bf16, sort_target_modules
 
 COMPLETE = "complete.json"
 RUN = "run.json"
@@ -167,6 +167,7 @@ def finish(
     if state.is_main_process:
         # DPO on an SFT adapter keeps a frozen copy named "ref" (TRL); it is not part of the result.
         shutil.rmtree(tmp / "ref", ignore_errors=True)
+        sort_target_modules(tmp)
         final = out_dir / "adapter"
         if final.exists():
             shutil.rmtree(final)
