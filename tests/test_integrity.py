@@ -106,3 +106,35 @@ def test_adapter_config_is_the_same_in_every_process(tiny_model_dir, tmp_path):
     assert len(json.loads(a)["target_modules"]) == 14  # all-linear: 7 projections in each of 2 layers
     assert a == b
     assert model_identity(configs[0]) == model_identity(configs[1])
+
+
+def test_flipped_byte_in_a_checkpoint_is_discarded_not_resumed_from(tiny_model_dir, tmp_path, caplog):
+    """A run stopped after checkpoint 4 whose checkpoint-4 then had one byte flipped resumes from
+    checkpoint 2 (saying why), and ends with the uninterrupted run's loss."""
+    import shutil
+
+    from cai_bootstrap.store import write_jsonl
+    from cai_bootstrap.training.config import LoraSettings, SFTSettings
+    from cai_bootstrap.training.sft import run_sft
+    from test_training_resume import CFG, LORA, examples
+
+    data = tmp_path / "sft.jsonl"
+    write_jsonl(data, examples())
+    cfg, lora = SFTSettings(**CFG, keep_checkpoints=3), LoraSettings(**LORA)
+    full = run_sft(cfg, lora, data, tiny_model_dir, tmp_path / "full", "float32")
+    out = tmp_path / "stopped"
+    shutil.copytree(tmp_path / "full", out)
+    # As if killed just after checkpoint 4 was sealed: no checkpoint 6, no final adapter.
+    for name in ("complete.json", "adapter", "checkpoints/checkpoint-6"):
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    weights = out / "checkpoints" / "checkpoint-4" / "adapter_model.safetensors"
+    data_bytes = bytearray(weights.read_bytes())
+    data_bytes[-5] ^= 0x40
+    weights.write_bytes(bytes(data_bytes))
+    with caplog.at_level("WARNING", logger="cai_bootstrap"):
+        resumed = run_sft(cfg, lora, data, tiny_model_dir, out, "float32")
+    assert resumed.resumed_from == 2 and resumed.steps == 6
+    assert "discarded checkpoint-4: adapter_model.safetensors does not match its seal" in caplog.text
+    assert weights.read_bytes() != bytes(data_bytes)  # checkpoint 4 was made again, intact
+    assert resumed.final_loss == pytest.approx(full.final_loss, rel=1e-4, abs=1e-5)

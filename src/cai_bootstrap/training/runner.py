@@ -90,14 +90,17 @@ def begin(out_dir: Path, data_sha: str, config_hash: str, force: bool, state) ->
 
 
 def resume_point(out_dir: Path, state) -> tuple[Path | None, int | None]:
-    """(folder, step) of the last complete checkpoint; half-written ones and later metric lines go."""
+    """(folder, step) of the last intact checkpoint; half-written or altered ones and later metric
+    lines go first (the main process removes them, saying why, while the others wait)."""
     ckpt_dir = out_dir / "checkpoints"
-    last = checkpoints.last_complete(ckpt_dir)
-    step = checkpoints.checkpoint_step(last) if last else None
-    state.wait_for_everyone()
+    state.wait_for_everyone()  # every rank has built its trainer before the main one changes the folder
     if state.is_main_process:
-        for folder in checkpoints.drop_incomplete(ckpt_dir):
-            log.warning("removed incomplete checkpoint %s", folder.name)
+        checkpoints.drop_incomplete(ckpt_dir)
+    state.wait_for_everyone()
+    found = checkpoints.checkpoints(ckpt_dir)
+    step = max(found) if found else None
+    last = found[step] if found else None
+    if state.is_main_process:
         checkpoints.truncate_metrics(out_dir / "metrics.jsonl", step or 0)
     state.wait_for_everyone()
     if last is not None:
