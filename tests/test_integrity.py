@@ -138,3 +138,38 @@ def test_flipped_byte_in_a_checkpoint_is_discarded_not_resumed_from(tiny_model_d
     assert "discarded checkpoint-4: adapter_model.safetensors does not match its seal" in caplog.text
     assert weights.read_bytes() != bytes(data_bytes)  # checkpoint 4 was made again, intact
     assert resumed.final_loss == pytest.approx(full.final_loss, rel=1e-4, abs=1e-5)
+
+
+def test_altered_shard_line_is_redone_not_carried(tmp_path, caplog):
+    """A killed step's shard line altered into other valid JSON is discarded (logged) and its chunk
+    redone: the final records equal an uninterrupted run's."""
+    from cai_bootstrap.records import Record
+    from cai_bootstrap.store import Step, run_chunked
+
+    class Item(Record):
+        text: str
+
+    items = [f"i{x}" for x in range(8)]
+    done: list[int] = []
+
+    def work(index, chunk, stop_after=None):
+        if stop_after is not None and index >= stop_after:
+            raise KeyboardInterrupt  # as if killed here
+        done.append(index)
+        return [Item(id=x, text=f"answer-{x}") for x in chunk]
+
+    step = Step(tmp_path / "s", {}, {})
+    try:
+        run_chunked(step, items, 2, Item, lambda i, c: work(i, c, stop_after=2), lambda x: [x])
+    except KeyboardInterrupt:
+        pass
+    (shard,) = step.shard_dir.glob("part-*.jsonl")
+    text = shard.read_text()
+    assert "answer-i2" in text and "answer-i4" not in text
+    shard.write_text(text.replace("answer-i2", "answer-XX"))  # still valid JSON, same length
+    done.clear()
+    with caplog.at_level("WARNING", logger="cai_bootstrap"):
+        out = run_chunked(Step(tmp_path / "s", {}, {}), items, 2, Item, work, lambda x: [x])
+    assert [r.text for r in out] == [f"answer-i{x}" for x in range(8)]
+    assert done == [1, 2, 3]  # chunk 1 (holding i2) redone, chunk 0 kept
+    assert "1 shard line(s) cut off or not matching their sha256 were discarded" in caplog.text
