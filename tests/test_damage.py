@@ -166,3 +166,65 @@ def test_forced_setting_change_redoes_exactly_the_step_and_its_dependants(finish
     assert "stage1/round1/responses" in redone and redone <= affected
     assert "stage1/round1/instructions" not in affected and "stage1/eval_base" not in affected
     assert all(r["state"] == "done" for r in step_rows(run))
+
+
+def _alter_numbers(run: Path) -> None:
+    """stage.json edited (or another run's pasted in): the chosen round's trained rate changed."""
+    path = run / "stage1" / "stage.json"
+    summary = json.loads(path.read_text())
+    summary["rounds"][0]["score"] = 0.987654
+    path.write_text(json.dumps(summary, indent=2))
+
+
+def _foreign(run: Path) -> None:
+    """stage.json and its seal from another run: one whose held-out baseline answers file differs
+    (here by one more line), vouched for by that run's own manifest."""
+    from cai_bootstrap.stage_seal import seal_stage
+    from cai_bootstrap.store import sha256_file
+
+    other = run.parent / "other"
+    shutil.copytree(run, other)
+    step = other / "stage1" / "eval_base"
+    (step / "records.jsonl").write_text((step / "records.jsonl").read_text() + "\n")
+    manifest = json.loads((step / "manifest.json").read_text())
+    manifest["files"]["records.jsonl"] = {
+        "sha256": sha256_file(step / "records.jsonl"),
+        "size": (step / "records.jsonl").stat().st_size,
+    }
+    (step / "manifest.json").write_text(json.dumps(manifest))
+    seal_stage(other / "stage1")
+    for name in ("stage.json", "stage.manifest.json"):
+        shutil.copy(other / "stage1" / name, run / "stage1" / name)
+
+
+STAGE_DAMAGE = {
+    "altered stage.json": (_alter_numbers, "does not match its stage.manifest.json"),
+    "no seal": (lambda run: (run / "stage1" / "stage.manifest.json").unlink(), "is not vouched for"),
+    "another run's stage.json": (_foreign, "made from other step results"),
+}
+
+
+@pytest.mark.parametrize("damage", list(STAGE_DAMAGE))
+def test_unvouched_stage_json_is_not_reported_or_built_on(finished, tmp_path, damage):
+    from cai_bootstrap.pipeline import _previous_model
+    from cai_bootstrap.stage_seal import stage_problem
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    assert stage_problem(run / "stage1") == ""
+    hurt, why = STAGE_DAMAGE[damage]
+    hurt(run)
+    assert why in stage_problem(run / "stage1")
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    report = (run / "report.md").read_text()
+    assert "not vouched for" in report and why in report
+    assert "98.8" not in report  # the altered number is not shown as this run's
+    with pytest.raises(Exception, match=why) as err:
+        _previous_model(run, 2)
+    assert type(err.value).__name__ == "UserError"
+    # A resume remakes stage.json from the run's own steps, and vouches for it.
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert stage_problem(run / "stage1") == ""
+    assert "not vouched for" not in (run / "report.md").read_text()
