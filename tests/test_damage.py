@@ -228,3 +228,42 @@ def test_unvouched_stage_json_is_not_reported_or_built_on(finished, tmp_path, da
     assert res.exit_code == 0, res.output
     assert stage_problem(run / "stage1") == ""
     assert "not vouched for" not in (run / "report.md").read_text()
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_redo_never_deletes_through_a_symlink_out_of_the_run(finished, tmp_path):
+    """stage1/round1 is a link to a folder outside the run; redoing its damaged answers is refused
+    with one line, and nothing outside the run folder is touched."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    outside = tmp_path / "elsewhere" / "round1"
+    outside.parent.mkdir()
+    shutil.move(run / "stage1" / "round1", outside)
+    (run / "stage1" / "round1").symlink_to(outside, target_is_directory=True)
+    _flip_byte(outside / "responses")
+    before = _tree(outside.parent)
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 2, res.output
+    errors = [x for x in res.output.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "is a symlink" in errors[0] and "Traceback" not in res.output, res.output
+    assert _tree(outside.parent) == before
+
+
+def test_a_link_inside_a_training_folder_is_refused_not_followed(tmp_path):
+    from cai_bootstrap.errors import UserError
+    from cai_bootstrap.fsguard import remove_tree
+
+    run = tmp_path / "run"
+    (run / "stage1" / "round1" / "sft" / "train").mkdir(parents=True)
+    (run / "config.resolved.yaml").write_text("run: {}\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine\n")
+    link = run / "stage1" / "round1" / "sft" / "train" / "checkpoints"
+    link.symlink_to(mine, target_is_directory=True)
+    with pytest.raises(UserError, match="is a symlink"):
+        remove_tree(link)
+    assert (mine / "keep.txt").read_text() == "mine\n" and link.is_symlink()

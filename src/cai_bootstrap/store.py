@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .errors import StepFailed, UserError
+from .fsguard import refuse_links, remove_tree
 
 CACHE_VERSION = 2  # 2: manifests vouch for files; signatures from step declarations (runner.py)
 T = TypeVar("T", bound=BaseModel)
@@ -154,10 +154,11 @@ class Step:
         return step_state(self.folder, self.signature, running).name
 
     def reset(self) -> None:
-        """Remove the manifest first (so nothing looks finished), then everything else."""
+        """Remove the manifest first (so nothing looks finished), then everything else; never through
+        a symlink out of the run folder (refused before anything is removed)."""
+        refuse_links(self.folder)
         self.manifest_path.unlink(missing_ok=True)
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
+        remove_tree(self.folder)
 
     def started_signature(self) -> str | None:
         try:
@@ -168,6 +169,7 @@ class Step:
     # ---- resumable shards ----
     def begin(self) -> None:
         """Start or resume: a partial step begun under another signature is discarded, never reused."""
+        refuse_links(self.folder)  # writing through a linked folder would write outside the run folder
         if self.folder.exists() and self.started_signature() != self.signature:
             self.reset()
         if self.started_signature() is None:
@@ -258,8 +260,7 @@ class Step:
             **(extra or {}),
         }
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, default=str))
-        if self.shard_dir.exists():
-            shutil.rmtree(self.shard_dir)
+        remove_tree(self.shard_dir)
         (self.folder / self.STARTED).unlink(missing_ok=True)
         return manifest
 

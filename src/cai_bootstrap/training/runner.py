@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..fsguard import remove_tree
 from ..kernels import liger_kernels
 from ..log import log
 from ..runner import model_identity, signed
@@ -45,11 +46,7 @@ def signature(settings, lora: LoraSettings, data: Path, dtype: str, models: dict
 def _wipe(out_dir: Path) -> None:
     (out_dir / COMPLETE).unlink(missing_ok=True)  # first, so nothing looks finished meanwhile
     for name in ("checkpoints", "adapter", "metrics.jsonl", RUN):
-        path = out_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        remove_tree(out_dir / name)
 
 
 def _read(path: Path) -> dict | None:
@@ -172,8 +169,7 @@ def finish(
         shutil.rmtree(tmp / "ref", ignore_errors=True)
         sort_target_modules(tmp)
         final = out_dir / "adapter"
-        if final.exists():
-            shutil.rmtree(final)
+        remove_tree(final)
         os.replace(tmp, final)
         result = _result(trainer, final, data_sha, config_hash, resumed, t0)
         record = {**result.model_dump(mode="json"), "versions": library_versions()}
