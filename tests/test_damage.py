@@ -267,3 +267,52 @@ def test_a_link_inside_a_training_folder_is_refused_not_followed(tmp_path):
     with pytest.raises(UserError, match="is a symlink"):
         remove_tree(link)
     assert (mine / "keep.txt").read_text() == "mine\n" and link.is_symlink()
+
+
+def _read_only(monkeypatch, folder: Path) -> None:
+    """Every write under `folder` fails as on a read-only mount (root ignores chmod, so patch)."""
+    import builtins
+    import errno
+    import os
+
+    inside = str(folder)
+
+    def refuse(path) -> None:
+        if str(os.path.abspath(path)).startswith(inside):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+    def open_(file, mode="r", *a, **kw):
+        if isinstance(file, str | Path) and any(c in mode for c in "wax+"):
+            refuse(file)
+        return real_open(file, mode, *a, **kw)
+
+    def os_open(path, flags, *a, **kw):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_os_open(path, flags, *a, **kw)
+
+    def mkdir(path, *a, **kw):
+        refuse(path)
+        return real_mkdir(path, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def test_read_only_run_folder_status_works_report_is_one_line(finished, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    (run / ".lock").touch()
+    (run / "report.md").unlink()  # the report must be written again, and cannot be
+    _read_only(monkeypatch, run)
+    res = CliRunner().invoke(app, ["status", str(run)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "round1/dpo" in res.output and "damaged" not in res.output
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 1, (res.output, res.exception)
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: could not write"), res.output
+    assert "Read-only file system" in lines[0] and " -> " in lines[0]

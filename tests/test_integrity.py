@@ -173,3 +173,68 @@ def test_altered_shard_line_is_redone_not_carried(tmp_path, caplog):
     assert [r.text for r in out] == [f"answer-i{x}" for x in range(8)]
     assert done == [1, 2, 3]  # chunk 1 (holding i2) redone, chunk 0 kept
     assert "1 shard line(s) cut off or not matching their sha256 were discarded" in caplog.text
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _sft_setup(tmp_path, **cfg):
+    from cai_bootstrap.store import write_jsonl
+    from cai_bootstrap.training.config import LoraSettings, SFTSettings
+    from test_training_resume import CFG, LORA, examples
+
+    data = tmp_path / "sft.jsonl"
+    write_jsonl(data, examples())
+    return data, SFTSettings(**{**CFG, **cfg}), LoraSettings(**LORA)
+
+
+def test_full_disk_at_a_checkpoint_is_one_line_and_resume_after_works(tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
+    from cai_bootstrap.errors import StepFailed
+    from cai_bootstrap.training.sft import run_sft
+
+    data, cfg, lora = _sft_setup(tmp_path, keep_checkpoints=3)
+    full = run_sft(cfg, lora, data, tiny_model_dir, tmp_path / "full", "float32")
+    real_save = torch.save
+
+    def save(obj, f, *a, **kw):  # the disk fills up while checkpoint 4 is written
+        if "checkpoint-4" in str(f):
+            _no_space()
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", save)
+    out = tmp_path / "full_disk"
+    with pytest.raises(StepFailed) as err:
+        run_sft(cfg, lora, data, tiny_model_dir, out, "float32")
+    line = err.value.one_line()
+    assert "could not write a training checkpoint or the adapter" in line and "No space left" in line
+    assert "--resume" in line and "\n" not in line
+    monkeypatch.setattr(torch, "save", real_save)  # space freed
+    resumed = run_sft(cfg, lora, data, tiny_model_dir, out, "float32")
+    assert resumed.resumed_from == 2 and resumed.steps == 6
+    assert resumed.final_loss == pytest.approx(full.final_loss, rel=1e-4, abs=1e-5)
+
+
+def test_full_disk_at_the_adapter_and_the_merge(tiny_model_dir, tmp_path, monkeypatch):
+    from cai_bootstrap.errors import StepFailed
+    from cai_bootstrap.training.merge import merge_adapter
+    from cai_bootstrap.training.sft import run_sft
+
+    data, cfg, lora = _sft_setup(tmp_path, save_steps=100, epochs=1)
+    out = tmp_path / "sft"
+    monkeypatch.setattr("peft.peft_model.safe_save_file", _no_space)
+    with pytest.raises(StepFailed, match="could not write a training checkpoint or the adapter"):
+        run_sft(cfg, lora, data, tiny_model_dir, out, "float32")
+    assert not (out / "adapter.partial").exists() and not (out / "complete.json").exists()
+    monkeypatch.undo()
+    res = run_sft(cfg, lora, data, tiny_model_dir, out, "float32")
+    merged = tmp_path / "merged"
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", _no_space)
+    with pytest.raises(StepFailed, match="could not write the merged model") as err:
+        merge_adapter(tiny_model_dir, res.adapter, merged, {})
+    assert "No space left on device" in err.value.one_line()
+    assert not merged.exists() and not list(tmp_path.glob(".merged.partial-*"))
+    monkeypatch.undo()
+    assert (merge_adapter(tiny_model_dir, res.adapter, merged, {}) / "lineage.json").is_file()

@@ -100,17 +100,22 @@ def _disk_cause(exc: BaseException) -> str | None:
     return None
 
 
+RESUME_FIX = (
+    "free disk space (or make the folder writable), then rerun with --resume: finished steps and"
+    " sealed checkpoints are kept"
+)
+
+
 @contextlib.contextmanager
-def disk_errors(what: str, where: Path):
-    """Turn a full or read-only disk inside the block into one StepFailed line naming `what`."""
+def disk_errors(what: str, where: Path, cleanup: Path | None = None, fix: str = RESUME_FIX):
+    """Turn a full or read-only disk inside the block into one StepFailed line naming `what`;
+    `cleanup` (a half-written folder of ours) is removed first, to give the space back."""
     try:
         yield
     except Exception as e:
         cause = _disk_cause(e)
         if cause is None:
             raise
-        raise StepFailed(
-            f"could not write {what} in {where}: {cause}",
-            "free disk space (or make the folder writable), then rerun with --resume: finished steps"
-            " and sealed checkpoints are kept",
-        ) from e
+        if cleanup is not None and not os.path.islink(cleanup):
+            shutil.rmtree(cleanup, ignore_errors=True)
+        raise StepFailed(f"could not write {what} in {where}: {cause}", fix) from e

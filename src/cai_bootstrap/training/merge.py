@@ -18,7 +18,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import UserError
-from ..fsguard import remove_tree
+from ..fsguard import disk_errors, remove_tree
 from ..store import atomic_write_text, library_versions, sha256_file
 from .lora import DTYPES
 
@@ -40,8 +40,9 @@ def merge_adapter(base_model: Path, adapter: Path, out: Path, lineage: dict, dty
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     remove_tree(tmp)
-    merged.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(base_model).save_pretrained(tmp)
+    with disk_errors("the merged model", out.parent, cleanup=tmp):
+        merged.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(base_model).save_pretrained(tmp)
     weights = {p.name: sha256_file(p) for p in sorted(tmp.glob("*.safetensors"))}
     if not weights:
         raise UserError(f"merged model in {tmp} has no safetensors weights", "check the transformers version")

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..fsguard import remove_tree
+from ..fsguard import disk_errors, remove_tree
 from ..kernels import liger_kernels
 from ..log import log
 from ..runner import model_identity, signed
@@ -154,6 +154,17 @@ def _checkpointing_arg() -> str:
 
 
 CHECKPOINTING_ARG = _checkpointing_arg()
+
+
+def train_and_finish(
+    trainer, out_dir: Path, resume: Path | None, data_sha: str, config_hash: str, step: int | None, t0: float
+) -> TrainResult:
+    """Train (from `resume`), then save the final adapter. A full or read-only disk ends in one line;
+    the sealed checkpoints stay, so a resume after freeing space continues from the last one (a
+    checkpoint the failed write left unsealed is dropped then)."""
+    with disk_errors("a training checkpoint or the adapter", out_dir, cleanup=out_dir / "adapter.partial"):
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        return finish(trainer, out_dir, data_sha, config_hash, step, t0)
 
 
 def finish(
