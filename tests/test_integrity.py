@@ -238,3 +238,24 @@ def test_full_disk_at_the_adapter_and_the_merge(tiny_model_dir, tmp_path, monkey
     assert not merged.exists() and not list(tmp_path.glob(".merged.partial-*"))
     monkeypatch.undo()
     assert (merge_adapter(tiny_model_dir, res.adapter, merged, {}) / "lineage.json").is_file()
+
+
+def test_reset_through_a_linked_round_folder_is_refused(tmp_path):
+    """Step.reset on run/stage1/round1/responses, where round1 links outside: refused, nothing deleted
+    (shutil.rmtree through the link deleted the files it points at)."""
+    from cai_bootstrap.errors import UserError
+    from cai_bootstrap.store import Step
+
+    run = tmp_path / "run"
+    (run / "stage1").mkdir(parents=True)
+    (run / "config.resolved.yaml").write_text("run: {}\n")
+    outside = tmp_path / "elsewhere"
+    (outside / "responses").mkdir(parents=True)
+    (outside / "responses" / "records.jsonl").write_text("mine\n")
+    (run / "stage1" / "round1").symlink_to(outside, target_is_directory=True)
+    step = Step(run / "stage1" / "round1" / "responses")
+    for act in (step.reset, step.begin):
+        with pytest.raises(UserError, match="stage1/round1 is a symlink"):
+            act()
+    assert (outside / "responses" / "records.jsonl").read_text() == "mine\n"
+    assert sorted(p.name for p in (outside / "responses").iterdir()) == ["records.jsonl"]
