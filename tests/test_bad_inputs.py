@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -344,6 +345,15 @@ ROWS: list[tuple[str, str, str]] = [
         "eval --ifeval {ife_ok} --responses {answers} --out {afile}/r.json",
         "which is a file",
     ),
+    ("eval-out-device", "eval --ifeval {ife_ok} --responses {answers} --out {device}", "not a regular file"),
+    ("eval-out-fifo", "eval --ifeval {ife_ok} --responses {answers} --out {fifo}", "not a regular file"),
+    ("eval-out-symlink", "eval --ifeval {ife_ok} --responses {answers} --out {alink}", "is a symlink"),
+    (
+        "eval-answers-beside-out-symlink",
+        "eval --ifeval {ife_ok} --model {fake_model} --out {linked_out}",
+        "the answers file beside --out",
+    ),
+    ("calibrate-out-device", "calibrate --judge {fake_model} --out {device}", "not a regular file"),
 ]
 
 # One row per kind of input, run as a real process too (see the module docstring).
@@ -458,6 +468,20 @@ def world(tmp_path_factory):
         "locked_run": _run_folder(d / "locked_run"),
         "damaged_run": _run_folder(d / "damaged_run"),
     }
+    os.mkfifo(d / "fifo")
+    paths["fifo"] = str(d / "fifo")
+    # A node like /dev/null in the test's own folder (never the real one: a regression run as root
+    # would replace it); without the right to make one, the fifo stands in.
+    try:
+        os.mknod(d / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        paths["device"] = str(d / "null")
+    except PermissionError:
+        paths["device"] = paths["fifo"]
+    (d / "alink").symlink_to(d / "afile.txt")
+    paths["alink"] = str(d / "alink")
+    # --out r.json with --model also writes r.responses.jsonl, here a symlink to a file of the user's
+    (d / "r.responses.jsonl").symlink_to(d / "afile.txt")
+    paths["linked_out"] = str(d / "r.json")
     packaged = Path(cai_bootstrap.__file__).parent / "data" / "constitution.yaml"
     con = yaml.safe_load(packaged.read_text())
     con["principles"].append(con["principles"][0])

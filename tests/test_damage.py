@@ -166,3 +166,153 @@ def test_forced_setting_change_redoes_exactly_the_step_and_its_dependants(finish
     assert "stage1/round1/responses" in redone and redone <= affected
     assert "stage1/round1/instructions" not in affected and "stage1/eval_base" not in affected
     assert all(r["state"] == "done" for r in step_rows(run))
+
+
+def _alter_numbers(run: Path) -> None:
+    """stage.json edited (or another run's pasted in): the chosen round's trained rate changed."""
+    path = run / "stage1" / "stage.json"
+    summary = json.loads(path.read_text())
+    summary["rounds"][0]["score"] = 0.987654
+    path.write_text(json.dumps(summary, indent=2))
+
+
+def _foreign(run: Path) -> None:
+    """stage.json and its seal from another run: one whose held-out baseline answers file differs
+    (here by one more line), vouched for by that run's own manifest."""
+    from cai_bootstrap.stage_seal import seal_stage
+    from cai_bootstrap.store import sha256_file
+
+    other = run.parent / "other"
+    shutil.copytree(run, other)
+    step = other / "stage1" / "eval_base"
+    (step / "records.jsonl").write_text((step / "records.jsonl").read_text() + "\n")
+    manifest = json.loads((step / "manifest.json").read_text())
+    manifest["files"]["records.jsonl"] = {
+        "sha256": sha256_file(step / "records.jsonl"),
+        "size": (step / "records.jsonl").stat().st_size,
+    }
+    (step / "manifest.json").write_text(json.dumps(manifest))
+    seal_stage(other / "stage1")
+    for name in ("stage.json", "stage.manifest.json"):
+        shutil.copy(other / "stage1" / name, run / "stage1" / name)
+
+
+STAGE_DAMAGE = {
+    "altered stage.json": (_alter_numbers, "does not match its stage.manifest.json"),
+    "no seal": (lambda run: (run / "stage1" / "stage.manifest.json").unlink(), "is not vouched for"),
+    "another run's stage.json": (_foreign, "made from other step results"),
+}
+
+
+@pytest.mark.parametrize("damage", list(STAGE_DAMAGE))
+def test_unvouched_stage_json_is_not_reported_or_built_on(finished, tmp_path, damage):
+    from cai_bootstrap.pipeline import _previous_model
+    from cai_bootstrap.stage_seal import stage_problem
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    assert stage_problem(run / "stage1") == ""
+    hurt, why = STAGE_DAMAGE[damage]
+    hurt(run)
+    assert why in stage_problem(run / "stage1")
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    report = (run / "report.md").read_text()
+    assert "not vouched for" in report and why in report
+    assert "98.8" not in report  # the altered number is not shown as this run's
+    with pytest.raises(Exception, match=why) as err:
+        _previous_model(run, 2)
+    assert type(err.value).__name__ == "UserError"
+    # A resume remakes stage.json from the run's own steps, and vouches for it.
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert stage_problem(run / "stage1") == ""
+    assert "not vouched for" not in (run / "report.md").read_text()
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_redo_never_deletes_through_a_symlink_out_of_the_run(finished, tmp_path):
+    """stage1/round1 is a link to a folder outside the run; redoing its damaged answers is refused
+    with one line, and nothing outside the run folder is touched."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    outside = tmp_path / "elsewhere" / "round1"
+    outside.parent.mkdir()
+    shutil.move(run / "stage1" / "round1", outside)
+    (run / "stage1" / "round1").symlink_to(outside, target_is_directory=True)
+    _flip_byte(outside / "responses")
+    before = _tree(outside.parent)
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 2, res.output
+    errors = [x for x in res.output.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "is a symlink" in errors[0] and "Traceback" not in res.output, res.output
+    assert _tree(outside.parent) == before
+
+
+def test_a_link_inside_a_training_folder_is_refused_not_followed(tmp_path):
+    from cai_bootstrap.errors import UserError
+    from cai_bootstrap.fsguard import remove_tree
+
+    run = tmp_path / "run"
+    (run / "stage1" / "round1" / "sft" / "train").mkdir(parents=True)
+    (run / "config.resolved.yaml").write_text("run: {}\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine\n")
+    link = run / "stage1" / "round1" / "sft" / "train" / "checkpoints"
+    link.symlink_to(mine, target_is_directory=True)
+    with pytest.raises(UserError, match="is a symlink"):
+        remove_tree(link)
+    assert (mine / "keep.txt").read_text() == "mine\n" and link.is_symlink()
+
+
+def _read_only(monkeypatch, folder: Path) -> None:
+    """Every write under `folder` fails as on a read-only mount (root ignores chmod, so patch)."""
+    import builtins
+    import errno
+    import os
+
+    inside = str(folder)
+
+    def refuse(path) -> None:
+        if str(os.path.abspath(path)).startswith(inside):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+    def open_(file, mode="r", *a, **kw):
+        if isinstance(file, str | Path) and any(c in mode for c in "wax+"):
+            refuse(file)
+        return real_open(file, mode, *a, **kw)
+
+    def os_open(path, flags, *a, **kw):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_os_open(path, flags, *a, **kw)
+
+    def mkdir(path, *a, **kw):
+        refuse(path)
+        return real_mkdir(path, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def test_read_only_run_folder_status_works_report_is_one_line(finished, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    (run / ".lock").touch()
+    (run / "report.md").unlink()  # the report must be written again, and cannot be
+    _read_only(monkeypatch, run)
+    res = CliRunner().invoke(app, ["status", str(run)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "round1/dpo" in res.output and "damaged" not in res.output
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 1, (res.output, res.exception)
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: could not write"), res.output
+    assert "Read-only file system" in lines[0] and " -> " in lines[0]

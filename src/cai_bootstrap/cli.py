@@ -185,6 +185,10 @@ def calibrate(
     from .store import atomic_write_text
 
     logging_.setup(quiet)
+    if output is not None:  # checked before the judge runs, not after
+        from .fsguard import check_output_file
+
+        check_output_file(output, "--out")
     cal = calibrate_alone(load_recipe(recipe or QUICKSTART, set_ or []), judge, stage)
     table = Table("question", "n", "balanced accuracy [95% CI]", "sensitivity", "specificity", "bias", "used")
     for q, t in cal.types.items():
@@ -233,9 +237,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
     from .preflight import require_run_folder
 
     folder = require_run_folder(run_dir, "cai-bootstrap report")
+    from .fsguard import disk_errors
     from .report.collect import write_report  # matplotlib: only once the folder is known good
 
-    md, html = write_report(folder)
+    fix = "make the folder writable or free space, or copy the run folder elsewhere and report that copy"
+    with disk_errors("the report", folder, fix=fix):
+        md, html = write_report(folder)
     out.print(f"report: {md}  (and {html})")
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .fsguard import check_output_file
 from .log import log
 from .preflight import check_ifeval_file, check_responses_file
 
@@ -36,18 +37,6 @@ def _tag(model: str | None, responses: Path | None) -> str:
     ref = str(model)
     name = Path(ref).name if Path(ref).expanduser().exists() else ref.removeprefix("embedded:")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
-
-def _check_out(path: Path) -> None:
-    if path.is_dir():
-        raise UserError(f"--out {path} is a folder", "give a file name, e.g. --out results/run1.json")
-    existing = path.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(
-            f"--out {path} would be inside {existing}, which is a file", "give --out another path"
-        )
 
 
 def check_eval_args(
@@ -78,11 +67,12 @@ def check_eval_args(
 
         check_reference(model, "--model")
     results = output or DEFAULT_FOLDER / f"{ifeval.stem}.{_tag(model, responses)}.results.json"
-    _check_out(results)
+    check_output_file(results, "--out")
     answers = None
     if model is not None:
         stem = results.name.removesuffix(".json").removesuffix(".results")
         answers = results.with_name(f"{stem}.responses.jsonl")
+        check_output_file(answers, "the answers file beside --out")
     return EvalPlan(ifeval, model, responses, results, answers)
 
 

@@ -20,6 +20,7 @@ from .records import EvalItem
 from .results import RoundResult, StageResult, at, rel
 from .stage import Progress, baseline, for_round, plan, run_round, step_times
 from .stage_context import StageContext
+from .stage_seal import seal_stage, stage_problem
 from .stats import compare
 from .steps import content_measures, evaluate, gate
 from .store import RunLock, atomic_write_text, read_jsonl
@@ -109,6 +110,7 @@ def run_stage(ctx: StageContext) -> StageResult:
         step_times=step_times(ctx, plan(ctx)[0], base) + times,
     )
     atomic_write_text(ctx.stage_dir / "stage.json", summary.model_dump_json(indent=2))
+    seal_stage(ctx.stage_dir)
     return summary
 
 
@@ -119,6 +121,8 @@ def _previous_model(run_dir: Path, stage: int) -> Path:
             f"--from-stage {stage} needs stage {stage - 1}'s result ({path})",
             f"run stage {stage - 1} first, or start from an earlier stage",
         )
+    if why := stage_problem(path.parent):
+        raise UserError(f"--from-stage {stage}: stage {stage - 1}'s {why}", f"run stage {stage - 1} again")
     return at(run_dir, StageResult.read(path).chosen.model)
 
 

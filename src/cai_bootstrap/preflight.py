@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from .config import Recipe, load_recipe
 from .errors import UserError
+from .stage_seal import stage_problem
 
 RUN_MARKER = "config.resolved.yaml"
 
@@ -329,6 +330,8 @@ def check_previous_stage(recipe: Recipe, chosen: list[int] | None) -> None:
     fix = f"run stage {first - 1} first (cai-bootstrap run --stages {first - 1}), or start from an earlier stage"
     if not summary.is_file():
         raise UserError(f"stage {first} needs stage {first - 1}'s result, and {summary} does not exist", fix)
+    if why := stage_problem(summary.parent):
+        raise UserError(f"stage {first} needs stage {first - 1}'s result, and its {why}", fix)
     try:
         model = Path(json.loads(summary.read_text(encoding="utf-8"))["model"])
     except (ValueError, KeyError, TypeError) as e:

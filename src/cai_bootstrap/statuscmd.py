@@ -22,7 +22,11 @@ def _locked(run_dir: Path) -> bool:
     lock = run_dir / ".lock"
     if not lock.exists():
         return False
-    fd = os.open(lock, os.O_RDWR)
+    # Read-only is enough for flock, and works on a read-only run folder (status only reads).
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False  # unreadable: no run of ours can hold it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)

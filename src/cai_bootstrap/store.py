@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .errors import StepFailed, UserError
+from .fsguard import refuse_links, remove_tree
 
 CACHE_VERSION = 2  # 2: manifests vouch for files; signatures from step declarations (runner.py)
 T = TypeVar("T", bound=BaseModel)
@@ -154,10 +154,11 @@ class Step:
         return step_state(self.folder, self.signature, running).name
 
     def reset(self) -> None:
-        """Remove the manifest first (so nothing looks finished), then everything else."""
+        """Remove the manifest first (so nothing looks finished), then everything else; never through
+        a symlink out of the run folder (refused before anything is removed)."""
+        refuse_links(self.folder)
         self.manifest_path.unlink(missing_ok=True)
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
+        remove_tree(self.folder)
 
     def started_signature(self) -> str | None:
         try:
@@ -168,25 +169,37 @@ class Step:
     # ---- resumable shards ----
     def begin(self) -> None:
         """Start or resume: a partial step begun under another signature is discarded, never reused."""
+        refuse_links(self.folder)  # writing through a linked folder would write outside the run folder
         if self.folder.exists() and self.started_signature() != self.signature:
             self.reset()
         if self.started_signature() is None:
             atomic_write_text(self.folder / self.STARTED, json.dumps({"signature": self.signature}))
         self.shard_dir.mkdir(parents=True, exist_ok=True)
 
-    def load_shards(self, schema: type[T]) -> list[T]:
+    def load_shards(self, schema: type[T], warn: bool = False) -> list[T]:
         """Completed items from earlier attempts, first occurrence of each id wins.
 
-        A kill can leave the last line of a shard cut off; that line is ignored (its item is redone).
+        Each shard line carries its record's sha256 (`_shard_line`). A line cut off by a kill, or
+        altered since (even into other valid JSON), is ignored and its item redone; `warn` says so.
         """
         seen: dict[str, T] = {}
+        bad = 0
         for shard in sorted(self.shard_dir.glob("part-*.jsonl")):
-            for line in shard.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = schema.model_validate_json(line)
-                except ValidationError:
+            for line in shard.read_text(encoding="utf-8", errors="replace").splitlines():
+                rec = _shard_record(line, schema)
+                if rec is None:
+                    bad += 1
                     continue
                 seen.setdefault(rec.id, rec)
+        if bad and warn:
+            from .log import log
+
+            log.warning(
+                "%s: %d shard line(s) cut off or not matching their sha256 were discarded; their items"
+                " are redone",
+                self.folder.name,
+                bad,
+            )
         return list(seen.values())
 
     def append(self, records: list[BaseModel]) -> None:
@@ -197,7 +210,7 @@ class Step:
         shard = self.shard_dir / f"part-{os.getpid()}-{int(self.started)}.jsonl"
         try:
             with open(shard, "a", encoding="utf-8") as f:
-                f.write(dump_jsonl(records))
+                f.write("".join(_shard_line(r) for r in records))
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
@@ -247,10 +260,28 @@ class Step:
             **(extra or {}),
         }
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, default=str))
-        if self.shard_dir.exists():
-            shutil.rmtree(self.shard_dir)
+        remove_tree(self.shard_dir)
         (self.folder / self.STARTED).unlink(missing_ok=True)
         return manifest
+
+
+def _shard_line(record: BaseModel) -> str:
+    """One shard line: the record's JSON text and its sha256 (the text is kept as a string, so the
+    hash is checked on exactly the bytes that were written)."""
+    text = record.model_dump_json()
+    return json.dumps({"record": text, "sha256": hashlib.sha256(text.encode()).hexdigest()}) + "\n"
+
+
+def _shard_record(line: str, schema: type[T]) -> T | None:
+    """The record of a shard line, or None when the line is cut off, altered or of another schema."""
+    try:
+        wrapped = json.loads(line)
+        text = wrapped["record"]
+        if hashlib.sha256(text.encode()).hexdigest() != wrapped["sha256"]:
+            return None
+        return schema.model_validate_json(text)
+    except (ValueError, KeyError, TypeError, AttributeError):  # ValidationError is a ValueError
+        return None
 
 
 STATES = ("done", "stale", "damaged", "running", "failed", "not started")
@@ -343,7 +374,7 @@ def run_chunked(step: Step, items: list, size: int, schema: type[T], work, ids_o
 def pending_chunks(step: Step, items: list, size: int, schema: type[T], ids_of) -> list[tuple[int, list]]:
     """Begin the step; (index, chunk) of every fixed chunk not yet wholly in its shards."""
     step.begin()
-    have = {r.id for r in step.load_shards(schema)}
+    have = {r.id for r in step.load_shards(schema, warn=True)}
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     return [(i, c) for i, c in enumerate(chunks) if not all(x in have for it in c for x in ids_of(it))]
 

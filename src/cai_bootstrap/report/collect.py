@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ..records import EvalItem
 from ..results import StageResult, at
+from ..stage_seal import stage_problem
 from ..stats import CorrectedRate, RateSummary
 from ..steps.calibrate import Calibration
 from ..store import canonical_hash, git_commit, read_jsonl
@@ -144,6 +145,10 @@ def _title(summary: StageResult) -> str:
 def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
     if not (folder / "stage.json").exists():
         return StageReport(stage=int(folder.name.removeprefix("stage")), title="not finished")
+    if why := stage_problem(folder):
+        # Numbers nobody vouches for (another run's, or changed since) are not shown as this run's.
+        warnings.append(f"{folder.name}: {why}; its results are not shown (run --resume to remake it)")
+        return StageReport(stage=int(folder.name.removeprefix("stage")), title=f"not vouched for: {why}")
     try:
         summary = StageResult.read(folder / "stage.json")
     except ValidationError:

@@ -132,5 +132,4 @@ def run_dpo(
     if state.is_main_process:
         n_train = len(trainer.train_dataset)
         log.info("DPO (%s) on %d pairs, %d held out", cfg.loss_type.value, n_train, len(pairs) - n_train)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    return runner.finish(trainer, out_dir, data_sha, config_hash, step, t0)
+    return runner.train_and_finish(trainer, out_dir, resume, data_sha, config_hash, step, t0)

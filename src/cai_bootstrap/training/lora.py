@@ -34,6 +34,21 @@ def lora_config(lora: LoraSettings) -> LoraConfig:
     )
 
 
+def sort_target_modules(adapter: Path) -> None:
+    """Rewrite adapter_config.json with `target_modules` sorted. PEFT keeps them as a set, so their
+    order follows the process's string-hash seed; unsorted, the same weights would get another
+    config digest in every process and an SFT redo would redo DPO and the merge after it."""
+    import json
+
+    from ..store import atomic_write_text
+
+    path = Path(adapter) / "adapter_config.json"
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True))
+
+
 def _quantization(lora: LoraSettings, dtype: torch.dtype):
     if lora.load_in_bits is None:
         return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import UserError
+from ..fsguard import disk_errors, remove_tree
 from ..store import atomic_write_text, library_versions, sha256_file
 from .lora import DTYPES
 
@@ -39,9 +39,10 @@ def merge_adapter(base_model: Path, adapter: Path, out: Path, lineage: dict, dty
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=DTYPES[dtype])
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(base_model).save_pretrained(tmp)
+    remove_tree(tmp)
+    with disk_errors("the merged model", out.parent, cleanup=tmp):
+        merged.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(base_model).save_pretrained(tmp)
     weights = {p.name: sha256_file(p) for p in sorted(tmp.glob("*.safetensors"))}
     if not weights:
         raise UserError(f"merged model in {tmp} has no safetensors weights", "check the transformers version")
@@ -58,7 +59,6 @@ def merge_adapter(base_model: Path, adapter: Path, out: Path, lineage: dict, dty
         "versions": library_versions(),
     }
     atomic_write_text(tmp / LINEAGE, json.dumps(record, indent=2, default=str))
-    if out.exists():
-        shutil.rmtree(out)
+    remove_tree(out)
     os.replace(tmp, out)
     return out

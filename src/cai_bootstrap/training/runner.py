@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..fsguard import disk_errors, remove_tree
 from ..kernels import liger_kernels
 from ..log import log
 from ..runner import model_identity, signed
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
 from .config import LoraSettings, TrainResult
-from .lora import resolve_bf16
+from .lora import resolve_bf16, sort_target_modules
 
 COMPLETE = "complete.json"
 RUN = "run.json"
@@ -45,11 +46,7 @@ def signature(settings, lora: LoraSettings, data: Path, dtype: str, models: dict
 def _wipe(out_dir: Path) -> None:
     (out_dir / COMPLETE).unlink(missing_ok=True)  # first, so nothing looks finished meanwhile
     for name in ("checkpoints", "adapter", "metrics.jsonl", RUN):
-        path = out_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+        remove_tree(out_dir / name)
 
 
 def _read(path: Path) -> dict | None:
@@ -90,14 +87,17 @@ def begin(out_dir: Path, data_sha: str, config_hash: str, force: bool, state) ->
 
 
 def resume_point(out_dir: Path, state) -> tuple[Path | None, int | None]:
-    """(folder, step) of the last complete checkpoint; half-written ones and later metric lines go."""
+    """(folder, step) of the last intact checkpoint; half-written or altered ones and later metric
+    lines go first (the main process removes them, saying why, while the others wait)."""
     ckpt_dir = out_dir / "checkpoints"
-    last = checkpoints.last_complete(ckpt_dir)
-    step = checkpoints.checkpoint_step(last) if last else None
-    state.wait_for_everyone()
+    state.wait_for_everyone()  # every rank has built its trainer before the main one changes the folder
     if state.is_main_process:
-        for folder in checkpoints.drop_incomplete(ckpt_dir):
-            log.warning("removed incomplete checkpoint %s", folder.name)
+        checkpoints.drop_incomplete(ckpt_dir)
+    state.wait_for_everyone()
+    found = checkpoints.checkpoints(ckpt_dir)
+    step = max(found) if found else None
+    last = found[step] if found else None
+    if state.is_main_process:
         checkpoints.truncate_metrics(out_dir / "metrics.jsonl", step or 0)
     state.wait_for_everyone()
     if last is not None:
@@ -156,6 +156,17 @@ def _checkpointing_arg() -> str:
 CHECKPOINTING_ARG = _checkpointing_arg()
 
 
+def train_and_finish(
+    trainer, out_dir: Path, resume: Path | None, data_sha: str, config_hash: str, step: int | None, t0: float
+) -> TrainResult:
+    """Train (from `resume`), then save the final adapter. A full or read-only disk ends in one line;
+    the sealed checkpoints stay, so a resume after freeing space continues from the last one (a
+    checkpoint the failed write left unsealed is dropped then)."""
+    with disk_errors("a training checkpoint or the adapter", out_dir, cleanup=out_dir / "adapter.partial"):
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        return finish(trainer, out_dir, data_sha, config_hash, step, t0)
+
+
 def finish(
     trainer, out_dir: Path, data_sha: str, config_hash: str, resumed: int | None, t0: float
 ) -> TrainResult:
@@ -167,9 +178,9 @@ def finish(
     if state.is_main_process:
         # DPO on an SFT adapter keeps a frozen copy named "ref" (TRL); it is not part of the result.
         shutil.rmtree(tmp / "ref", ignore_errors=True)
+        sort_target_modules(tmp)
         final = out_dir / "adapter"
-        if final.exists():
-            shutil.rmtree(final)
+        remove_tree(final)
         os.replace(tmp, final)
         result = _result(trainer, final, data_sha, config_hash, resumed, t0)
         record = {**result.model_dump(mode="json"), "versions": library_versions()}

@@ -99,5 +99,4 @@ def run_sft(
     resume, step = runner.resume_point(out_dir, state)
     if state.is_main_process:
         log.info("SFT on %d examples, %g epochs", len(trainer.train_dataset), cfg.epochs)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    return runner.finish(trainer, out_dir, data_sha, config_hash, step, t0)
+    return runner.train_and_finish(trainer, out_dir, resume, data_sha, config_hash, step, t0)
