@@ -9,6 +9,7 @@ from pathlib import Path
 from .engines.holder import engine_signature
 from .errors import UserError
 from .log import log
+from .modelref import model_ref
 from .records import Instruction, PreferencePair
 from .runner import Done, StepSpec, model_identity
 from .stage_calibration import calibration
@@ -104,15 +105,23 @@ def _merge(ctx: StageContext, st, inputs, models) -> Done:
     base = models["base"]
     lineage = {
         "stage": ctx.cfg.stage,
-        "base_model": str(base),
+        "base_model": model_ref(base, ctx.run_dir),
         "base_identity": model_identity(base),
-        "adapters": [str(a) for a in adapters],
+        "adapters": [model_ref(a, ctx.run_dir) for a in adapters],
+        "merged_adapter": model_ref(adapters[-1], ctx.run_dir),
         "data": {
             k: sha256_file(inputs["pairs"] / f) for k, f in (("sft", "sft.jsonl"), ("pairs", "records.jsonl"))
         },
     }
     # Saved in the evaluation precision: the next stage and the evaluation load it that way anyway.
-    merge_adapter(base, adapters[-1], st.folder, lineage, dtype=ctx.recipe.model.dtype)
+    merge_adapter(
+        base,
+        adapters[-1],
+        st.folder,
+        lineage,
+        dtype=ctx.recipe.model.dtype,
+        max_new_tokens=ctx.cfg.eval.max_new_tokens,  # the generation config decodes as the eval does
+    )
     return Done(None, {"merged": 1}, {"model": st.folder.name})
 
 
@@ -121,10 +130,10 @@ MODEL = StepSpec(
     _merge,
     reads=("pairs", "sft", "dpo"),
     models={"base": "generator"},
-    outputs=("*.safetensors", "*.json", "*.txt", "*.model"),
+    outputs=("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja"),
     volatile=("lineage.json",),  # holds the merge time; the weights' hashes are in the other files
     timeout="training",
-    extra=lambda ctx: {"dtype": ctx.recipe.model.dtype},
+    extra=lambda ctx: {"dtype": ctx.recipe.model.dtype, "max_new_tokens": ctx.cfg.eval.max_new_tokens},
 )
 
 
