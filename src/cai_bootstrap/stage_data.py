@@ -18,6 +18,7 @@ from .steps import instructions as instructions_step
 from .steps.critique import CritiqueRecord
 from .steps.judge import make_judge_fn
 from .store import atomic_write_text, read_jsonl, sha256_file, write_jsonl
+from .training.conversational import write_conversational
 
 FRAME = "tasks/frame.py"
 TASK_DATA = ("tasks/data", "tasks/curriculum/data", "data/redteam_topics.yaml")
@@ -223,6 +224,7 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     write_jsonl(st.folder / "sft.jsonl", sft)
     shutil.copy(crit / "critiques.jsonl", st.folder / "critiques.jsonl")
     write_jsonl(st.records_path, out.pairs)
+    write_conversational(st.folder, ins, sft, out.pairs)  # TRL's conversational form beside them
     counts = {"pairs": len(out.pairs), "dropped": len(out.dropped), "sft_examples": len(sft)}
     return Done(None, counts, {"stats": out.stats.model_dump(mode="json"), "judge_calibration": verdict})
 
@@ -234,7 +236,7 @@ PAIRS = StepSpec(
     reads=("instructions", "responses", "critique"),
     models={"judge": "judge"},
     resources=(FRAME, "templates/judge.j2", "data/calibration_preference.yaml"),
-    outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl"),
+    outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl", "*_messages.jsonl"),
     timeout="generation",
     extra=_judging,
 )

@@ -10,7 +10,7 @@ from .engines.holder import engine_signature
 from .errors import UserError
 from .log import log
 from .modelref import model_ref
-from .records import Instruction, PreferencePair
+from .records import Instruction
 from .runner import Done, StepSpec, model_identity
 from .stage_calibration import calibration
 from .stage_context import StageContext
@@ -18,6 +18,7 @@ from .stage_data import FRAME
 from .steps import evaluate, safety_eval
 from .store import read_jsonl, sha256_file
 from .tasks.ifeval import SCORER_VERSION, read_rows, to_instructions
+from .training.conversational import PAIRS_FILE, SFT_FILE, conversational, read_pairs
 from .training.dpo import run_dpo
 from .training.merge import merge_adapter
 from .training.sft import run_sft
@@ -42,7 +43,7 @@ def _sft(ctx: StageContext, st, inputs, models) -> Done:
     res = None
     if ctx.cfg.sft.enabled:
         ctx.engines.release()
-        examples = inputs["pairs"] / "sft.jsonl"
+        examples = inputs["pairs"] / (SFT_FILE if conversational(ctx.cfg.sft) else "sft.jsonl")
         res = run_sft(
             ctx.cfg.sft,
             ctx.cfg.lora,
@@ -73,8 +74,8 @@ SFT = StepSpec(
 
 def _dpo(ctx: StageContext, st, inputs, models) -> Done:
     res = None
-    pairs_path = inputs["pairs"] / "records.jsonl"
-    if ctx.cfg.dpo.enabled and read_jsonl(pairs_path, PreferencePair):
+    pairs_path = inputs["pairs"] / (PAIRS_FILE if conversational(ctx.cfg.dpo) else "records.jsonl")
+    if ctx.cfg.dpo.enabled and read_pairs(ctx.cfg.dpo, pairs_path):
         ctx.engines.release()
         res = run_dpo(
             ctx.cfg.dpo,

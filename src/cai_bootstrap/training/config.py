@@ -69,6 +69,11 @@ class _Common(BaseModel):
     report_to: list[str] | str = Field(
         "none", description="trackers for metrics ('none', 'wandb', 'trackio', ...)"
     )
+    dataset_form: Literal["completion", "conversational"] = Field(
+        "completion",
+        description="train from the completion-form files (the frame as text, tokenised like generation) "
+        "or the conversational ones through the frame's chat template (training/conversational.py)",
+    )
     liger_kernels: bool = Field(
         False,
         description="CUDA only: Liger's fused RMSNorm, RoPE and SwiGLU kernels (needs liger-kernel); "
