@@ -16,6 +16,7 @@ from .constitution import load_constitution
 from .engines.holder import Engines
 from .errors import UserError
 from .log import log
+from .modelref import model_ref
 from .records import EvalItem
 from .results import RoundResult, StageResult, at, rel
 from .stage import Progress, baseline, for_round, plan, run_round, step_times
@@ -93,7 +94,7 @@ def run_stage(ctx: StageContext) -> StageResult:
     safety = base.manifests["safety_base"].get("result")
     summary = StageResult(
         stage=ctx.cfg.stage,
-        base_model=rel(ctx.run_dir, ctx.base),
+        base_model=model_ref(ctx.base, ctx.run_dir),  # never a cache path
         heldout=rel(ctx.run_dir, base.folders["heldout"] / "records.jsonl"),
         base_eval=rel(ctx.run_dir, base.folders["eval_base"] / "records.jsonl"),
         base_safety=rel(ctx.run_dir, base.folders["safety_base"]) if safety else None,

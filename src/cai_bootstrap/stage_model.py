@@ -10,7 +10,7 @@ from .engines.holder import engine_signature
 from .errors import UserError
 from .log import log
 from .modelref import model_ref
-from .records import Instruction
+from .records import Instruction, PreferencePair, SFTExample
 from .runner import Done, StepSpec, model_identity
 from .stage_calibration import calibration
 from .stage_context import StageContext
@@ -112,6 +112,14 @@ def _merge(ctx: StageContext, st, inputs, models) -> Done:
         "merged_adapter": model_ref(adapters[-1], ctx.run_dir),
         "data": {
             k: sha256_file(inputs["pairs"] / f) for k, f in (("sft", "sft.jsonl"), ("pairs", "records.jsonl"))
+        },
+        "data_counts": {  # what the card shows; each adapter was trained on these files
+            "SFT examples": len(read_jsonl(inputs["pairs"] / "sft.jsonl", SFTExample))
+            if ctx.cfg.sft.enabled
+            else 0,
+            "preference pairs": len(read_jsonl(inputs["pairs"] / "records.jsonl", PreferencePair))
+            if ctx.cfg.dpo.enabled
+            else 0,
         },
     }
     # Saved in the evaluation precision: the next stage and the evaluation load it that way anyway.

@@ -19,6 +19,7 @@ from pathlib import Path
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ..card import write_card
 from ..errors import UserError
 from ..store import atomic_write_text, library_versions, sha256_file
 from .chat import frame_generation_config, install_frame
@@ -56,19 +57,22 @@ def merge_adapter(
     weights = {p.name: sha256_file(p) for p in sorted(tmp.glob("*.safetensors"))}
     if not weights:
         raise UserError(f"merged model in {tmp} has no safetensors weights", "check the transformers version")
+    parent = json.loads((base_model / LINEAGE).read_text()) if (base_model / LINEAGE).exists() else None
     record = {
         **lineage,
+        # The model the whole chain started from (a stage-2 base is stage 1's merged model): the card's origin.
+        "root_model": (parent or {}).get("root_model") or lineage.get("base_model", str(base_model)),
+        "max_new_tokens": max_new_tokens,
         "base_model": lineage.get("base_model", str(base_model)),
         "merged_adapter": lineage.get("merged_adapter", str(adapter)),
         "weights_sha256": weights,
         # A stage-2 base is stage 1's merged model: keep its history inside this one.
-        "parent_lineage": json.loads((base_model / LINEAGE).read_text())
-        if (base_model / LINEAGE).exists()
-        else None,
+        "parent_lineage": parent,
         "merged_at": datetime.now(UTC).isoformat(),
         "versions": library_versions(),
     }
     atomic_write_text(tmp / LINEAGE, json.dumps(record, indent=2, default=str))
+    write_card(tmp, record)  # without results: the evaluation runs after the merge (export adds them)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
