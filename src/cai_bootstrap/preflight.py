@@ -264,6 +264,14 @@ def check_engine_extras(recipe: Recipe) -> None:
                 )
 
 
+def check_training_args(recipe: Recipe) -> None:
+    """sft/dpo.trl_args and lora.peft_args name fields of the installed TRL/PEFT configs."""
+    from .training import extra_args
+
+    for i, st in enumerate(recipe.stages):
+        extra_args.check(i, st.sft.trl_args, st.dpo.trl_args, st.lora.peft_args)
+
+
 # ---- the run folder ----
 
 
@@ -376,6 +384,7 @@ def plan_run(
     check_names(recipe, constitution)
     check_models(recipe)
     check_engine_extras(recipe)
+    check_training_args(recipe)
     check_run_folder(recipe.run_dir())
     check_previous_stage(recipe, chosen)
     return RunPlan(recipe, chosen)

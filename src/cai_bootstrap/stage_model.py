@@ -137,12 +137,17 @@ def _merge(ctx: StageContext, st, inputs, models) -> Done:
 MODEL = StepSpec(
     "model",
     _merge,
+    settings=("eval",),  # eval.max_new_tokens goes into the generation config
+    ignores={
+        "eval.ifeval_files": "evaluated by their own steps",
+        "eval.safety": "the safety step's settings",
+    },
     reads=("pairs", "sft", "dpo"),
     models={"base": "generator"},
     outputs=("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja"),
     volatile=("lineage.json",),  # holds the merge time; the weights' hashes are in the other files
     timeout="training",
-    extra=lambda ctx: {"dtype": ctx.recipe.model.dtype, "max_new_tokens": ctx.cfg.eval.max_new_tokens},
+    extra=lambda ctx: {"dtype": ctx.recipe.model.dtype},
 )
 
 

@@ -57,7 +57,7 @@ def dpo_args(cfg: DPOSettings, out_dir: Path, has_eval: bool) -> DPOConfig:
             "metric_for_best_model": "eval_loss",
             "greater_is_better": False,
         }
-    args = DPOConfig(
+    ours = dict(
         **runner.trl_kwargs(cfg, out_dir),
         loss_type=[cfg.loss_type.value],
         beta=cfg.beta,
@@ -65,6 +65,7 @@ def dpo_args(cfg: DPOSettings, out_dir: Path, has_eval: bool) -> DPOConfig:
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
         **extra,
     )
+    args = DPOConfig(**{**ours, **cfg.trl_args})  # TRL's own arguments last (extra_args.py)
     args.device  # noqa: B018  (sets up the distributed state that `runner` waits on)
     return args
 

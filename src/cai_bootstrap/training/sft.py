@@ -30,7 +30,7 @@ class GuardedSFTTrainer(FiniteLossMixin, SFTTrainer):
 
 
 def sft_args(cfg: SFTSettings, out_dir: Path) -> SFTConfig:
-    args = SFTConfig(
+    ours = dict(
         **runner.trl_kwargs(cfg, out_dir),
         # Conversational rows: TRL masks all but the assistant turns ({% generation %} in chat.py).
         completion_only_loss=None if conversational(cfg) else True,
@@ -38,6 +38,7 @@ def sft_args(cfg: SFTSettings, out_dir: Path) -> SFTConfig:
         packing=cfg.packing,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
     )
+    args = SFTConfig(**{**ours, **cfg.trl_args})  # TRL's own arguments last (extra_args.py)
     args.device  # noqa: B018  (sets up the distributed state that `runner` waits on)
     return args
 
