@@ -1,6 +1,7 @@
-"""`cai-bootstrap export` on a finished tiny run: a model that loads and answers like the run's eval,
-its card with the results, both dataset forms, artifacts without cache paths, and a push that fails
-with one line when the hub cannot be reached."""
+"""A finished tiny run, as a researcher takes it away: `cai-bootstrap export` gives a model that loads
+and answers like the run's eval, its card with the results, both dataset forms, artifacts without
+cache paths, a push that fails with one line when the hub cannot be reached; run.report_to
+tensorboard gives an event file with the run's metrics; a missing tracker package stops the run."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 
 import pytest
+import yaml
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from typer.testing import CliRunner
@@ -22,11 +25,23 @@ from cai_bootstrap.store import read_jsonl
 from cai_bootstrap.tasks import frame
 from test_pipeline import _recipe
 
+HAS_TENSORBOARD = find_spec("tensorboard") is not None
+
+
+def _with(path: str, **run) -> str:
+    recipe = yaml.safe_load(open(path))
+    recipe["run"].update(run)
+    open(path, "w").write(yaml.safe_dump(recipe))
+    return path
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("export")
-    result = CliRunner().invoke(app, ["run", "--recipe", _recipe(tmp, tiny_model_dir), "--quiet"])
+    recipe = _recipe(tmp, tiny_model_dir)
+    if HAS_TENSORBOARD:  # the dev extra has it; without it the tracking test below is skipped
+        _with(recipe, report_to=["tensorboard"])
+    result = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet"])
     assert result.exit_code == 0, result.output
     return tmp / "run"
 
@@ -128,3 +143,48 @@ def test_push_fails_with_one_line_when_offline(run_dir, tmp_path):
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "error" in ln.lower()]
     assert len(lines) == 1 and "127.0.0.1:9" in lines[0] and "me/tiny" in lines[0]
     assert (to / "model" / "README.md").is_file()
+
+
+@pytest.mark.skipif(not HAS_TENSORBOARD, reason="tensorboard is not installed (pip install -e '.[dev]')")
+def test_tensorboard_shows_the_run(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tracking" / "tensorboard"))
+    events.Reload()
+
+    def last(tag):
+        return events.Scalars(tag)[-1]
+
+    stage = json.loads((run_dir / "stage1" / "stage.json").read_text())
+    trained = stage["rounds"][0]["accuracies"]["trained"]
+    point = last("stage1/heldout/trained/prompt_strict")
+    assert point.step == 1 and point.value == pytest.approx(trained["prompt_strict"])
+    pairs = json.loads((run_dir / "stage1" / "round1" / "pairs" / "manifest.json").read_text())
+    assert last("stage1/steps/pairs/pairs").value == pairs["counts"]["pairs"]
+    assert last("stage1/steps/eval_base/seconds").step == 0
+    funnel = pairs["stats"]["funnel"]
+    assert last(f"stage1/pairs_funnel/00_{funnel[0]['filter']}").value == funnel[0]["remaining"]
+    metrics = [
+        json.loads(x) for x in (run_dir / "stage1/round1/sft/train/metrics.jsonl").read_text().splitlines()
+    ]
+    assert last("stage1/round1/sft/train_loss").value == pytest.approx(metrics[-1]["train_loss"])
+    assert "stage1/external/trained/prompt_strict" in events.Tags()["scalars"]
+
+
+@pytest.mark.skipif(find_spec("wandb") is not None, reason="wandb is installed here")
+@pytest.mark.parametrize("where", ["run", "sft"])
+def test_missing_tracker_package_stops_before_any_step(tmp_path, tiny_model_dir, where):
+    recipe = _recipe(tmp_path, tiny_model_dir)
+    if where == "run":
+        _with(recipe, report_to=["wandb"])
+    else:
+        data = yaml.safe_load(open(recipe))
+        data["stages"][0]["sft"]["report_to"] = "wandb"
+        open(recipe, "w").write(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["run", "--recipe", recipe, "--quiet"])
+    assert (
+        result.exit_code == 2
+        and "'wandb' is not installed" in result.output
+        and "pip install wandb" in result.output
+    )
+    assert not (tmp_path / "run").exists()

@@ -24,6 +24,7 @@ from .stage_context import StageContext
 from .stats import compare
 from .steps import evaluate, gate
 from .store import RunLock, atomic_write_text, read_jsonl
+from .tracking import Tracker
 
 HEADER = ("config.resolved.yaml", "constitution.yaml")
 
@@ -178,11 +179,13 @@ def _run_stages(
     engines = Engines(
         m.dtype, m.resolved_device(), m.batch_size, m.liger_kernels, m, run_dir / "engine_cache"
     )
+    tracker = Tracker(recipe.run.report_to, run_dir, recipe.run.name)
     for cfg in chosen:
         log.info("stage %d: generator %s", cfg.stage, generator)
         ctx = StageContext(recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade)
         summary = run_stage(ctx)
         summaries.append(summary)
+        tracker.log_stage(summary)  # before the gate: a stage whose gate fails is tracked too
         _report(run_dir)
         _log_stage(summary, cfg.gate.metric)
         gate.enforce(cfg.stage, summary.chosen.gate)

@@ -265,11 +265,18 @@ def check_engine_extras(recipe: Recipe) -> None:
 
 
 def check_training_args(recipe: Recipe) -> None:
-    """sft/dpo.trl_args and lora.peft_args name fields of the installed TRL/PEFT configs."""
+    """sft/dpo.trl_args and lora.peft_args name fields of the installed TRL/PEFT configs; every tracker
+    named (run.report_to, sft/dpo.report_to) is installed."""
+    from .tracking import check_available
     from .training import extra_args
 
     for i, st in enumerate(recipe.stages):
         extra_args.check(i, st.sft.trl_args, st.dpo.trl_args, st.lora.peft_args)
+    check_available(recipe.run.report_to, "run.report_to")
+    for i, st in enumerate(recipe.stages):  # TRL's own trackers, checked now rather than at training time
+        for part in ("sft", "dpo"):
+            names = getattr(st, part).report_to
+            check_available([names] if isinstance(names, str) else names, f"stages.{i}.{part}.report_to")
 
 
 # ---- the run folder ----
