@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from .config import Recipe, load_recipe
 from .errors import UserError
+from .training.extra_args import check_recipe as check_training_args
 
 RUN_MARKER = "config.resolved.yaml"
 
@@ -264,21 +265,6 @@ def check_engine_extras(recipe: Recipe) -> None:
                 )
 
 
-def check_training_args(recipe: Recipe) -> None:
-    """sft/dpo.trl_args and lora.peft_args name fields of the installed TRL/PEFT configs; every tracker
-    named (run.report_to, sft/dpo.report_to) is installed."""
-    from .tracking import check_available
-    from .training import extra_args
-
-    for i, st in enumerate(recipe.stages):
-        extra_args.check(i, st.sft.trl_args, st.dpo.trl_args, st.lora.peft_args)
-    check_available(recipe.run.report_to, "run.report_to")
-    for i, st in enumerate(recipe.stages):  # TRL's own trackers, checked now rather than at training time
-        for part in ("sft", "dpo"):
-            names = getattr(st, part).report_to
-            check_available([names] if isinstance(names, str) else names, f"stages.{i}.{part}.report_to")
-
-
 # ---- the run folder ----
 
 
@@ -391,7 +377,7 @@ def plan_run(
     check_names(recipe, constitution)
     check_models(recipe)
     check_engine_extras(recipe)
-    check_training_args(recipe)
+    check_training_args(recipe)  # trl_args, peft_args and trackers (training/extra_args.py)
     check_run_folder(recipe.run_dir())
     check_previous_stage(recipe, chosen)
     return RunPlan(recipe, chosen)

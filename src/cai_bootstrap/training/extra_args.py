@@ -103,3 +103,17 @@ def check(stage_index: int, sft_args: dict, dpo_args: dict, peft_args: dict) -> 
         _check(f"stages.{stage_index}.sft.trl_args", sft_args, SFTConfig, MANAGED_TRL, base)
         _check(f"stages.{stage_index}.dpo.trl_args", dpo_args, DPOConfig, MANAGED_TRL, base)
     _check(f"stages.{stage_index}.lora.peft_args", peft_args, LoraConfig, MANAGED_PEFT, {})
+
+
+def check_recipe(recipe) -> None:
+    """Every stage's sft/dpo.trl_args and lora.peft_args (check above), and every tracker named
+    (run.report_to, sft/dpo.report_to) is installed: refused before any step."""
+    from ..tracking import check_available
+
+    for i, st in enumerate(recipe.stages):
+        check(i, st.sft.trl_args, st.dpo.trl_args, st.lora.peft_args)
+    check_available(recipe.run.report_to, "run.report_to")
+    for i, st in enumerate(recipe.stages):  # TRL's own trackers, checked now rather than at training time
+        for part in ("sft", "dpo"):
+            names = getattr(st, part).report_to
+            check_available([names] if isinstance(names, str) else names, f"stages.{i}.{part}.report_to")
