@@ -45,6 +45,10 @@ def test_stage_two_generates_with_stage_one_model(tmp_path, tiny_model_dir):
         lineage["parent_lineage"]["weights_sha256"]
         == json.loads((stage1_model / "lineage.json").read_text())["weights_sha256"]
     )
+    # The chain's origin and the stage-2 base are references, and the card names both.
+    assert lineage["base_model"] == "stage1/round1/model" and lineage["root_model"] == str(tiny_model_dir)
+    card = (run / "stage2" / "round1" / "model" / "README.md").read_text()
+    assert "`stage1/round1/model`, itself trained from" in card
     ins = [
         json.loads(x)
         for x in (run / "stage2" / "round1" / "instructions" / "records.jsonl").read_text().splitlines()

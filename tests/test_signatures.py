@@ -84,6 +84,8 @@ def _candidates(value, field) -> list:
         return [value + 1, value - 1, value * 2]
     if isinstance(value, float):
         return [value / 2 if value else 0.01, value * 1.5 + 0.01]
+    if isinstance(value, dict):  # trl_args / peft_args: any added name changes the signature
+        return [{**value, "added_by_test": 1}]
     if isinstance(value, list):
         return [value[:-1], [*value, value[0]] if value else ["punctuation:no_comma"]]
     if isinstance(value, str):

@@ -222,7 +222,9 @@ def test_settings_validate():
 
 def _greedy(model, tok, text: str) -> list[int]:
     ids = tok(text, return_tensors="pt")
-    out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+    out = model.generate(
+        **ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id, tokenizer=tok
+    )
     return out[0, ids["input_ids"].shape[1] :].tolist()
 
 

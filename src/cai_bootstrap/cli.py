@@ -260,5 +260,26 @@ def status(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
     out.print(table)
 
 
+@app.command()
+@_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")],
+    to: Annotated[Path, typer.Option(help="new folder for the model and its data")],
+    stage: Annotated[
+        int | None, typer.Option(help="export this stage's chosen model (default: the last)")
+    ] = None,
+    push_to_hub: Annotated[
+        str | None, typer.Option(help="also upload to the hub: model repo REPO, dataset repo REPO-data")
+    ] = None,
+):
+    """The chosen merged model (with its card and chat template) and its training data, ready to use."""
+    from .exportcmd import export as export_run
+    from .preflight import require_run_folder
+
+    folder = require_run_folder(run_dir, "cai-bootstrap export")
+    done = export_run(folder, to, stage=stage, push_to_hub=push_to_hub)
+    out.print(f"exported: {done / 'model'}  (data: {done / 'data'})")
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())

@@ -51,6 +51,11 @@ class RunSettings(_Strict):
     )
     seed: int = Field(0, description="seeds every sampling, split and training step")
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    report_to: list[Literal["tensorboard", "wandb", "trackio"]] = Field(
+        default_factory=list,
+        description="trackers that get every step's counts and times, the pairs funnel, held-out rates "
+        "and training curves after each stage (tracking.py); tensorboard writes RUN_DIR/tracking offline",
+    )
 
 
 class ModelSettings(_Strict):

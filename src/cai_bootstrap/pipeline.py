@@ -16,6 +16,7 @@ from .constitution import load_constitution
 from .engines.holder import Engines
 from .errors import UserError
 from .log import log
+from .modelref import model_ref
 from .records import EvalItem
 from .results import RoundResult, StageResult, at, rel
 from .stage import Progress, baseline, for_round, plan, run_round, step_times
@@ -25,6 +26,7 @@ from .stats import compare
 from .steps import content_measures, evaluate, gate
 from .store import RunLock, atomic_write_text, read_jsonl
 from .tasks.typegroups import heldout_only_types
+from .tracking import Tracker
 from .transfer import transfer_comparison
 
 HEADER = ("config.resolved.yaml", "constitution.yaml")
@@ -100,7 +102,7 @@ def run_stage(ctx: StageContext) -> StageResult:
     safety = base.manifests["safety_base"].get("result")
     summary = StageResult(
         stage=ctx.cfg.stage,
-        base_model=rel(ctx.run_dir, ctx.base),
+        base_model=model_ref(ctx.base, ctx.run_dir),  # never a cache path
         heldout=rel(ctx.run_dir, base.folders["heldout"] / "records.jsonl"),
         base_eval=rel(ctx.run_dir, base.folders["eval_base"] / "records.jsonl"),
         base_safety=rel(ctx.run_dir, base.folders["safety_base"]) if safety else None,
@@ -187,11 +189,13 @@ def _run_stages(
     engines = Engines(
         m.dtype, m.resolved_device(), m.batch_size, m.liger_kernels, m, run_dir / "engine_cache"
     )
+    tracker = Tracker(recipe.run.report_to, run_dir, recipe.run.name)
     for cfg in chosen:
         log.info("stage %d: generator %s", cfg.stage, generator)
         ctx = StageContext(recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade)
         summary = run_stage(ctx)
         summaries.append(summary)
+        tracker.log_stage(summary)  # before the gate: a stage whose gate fails is tracked too
         _report(run_dir)
         _log_stage(summary, cfg.gate.metric)
         gate.enforce(cfg.stage, summary.chosen.gate)

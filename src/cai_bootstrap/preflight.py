@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from .config import Recipe, load_recipe
 from .errors import UserError
 from .stage_seal import stage_problem
+from .training.extra_args import check_recipe as check_training_args
 
 RUN_MARKER = "config.resolved.yaml"
 
@@ -382,6 +383,7 @@ def plan_run(
     check_names(recipe, constitution)
     check_models(recipe)
     check_engine_extras(recipe)
+    check_training_args(recipe)  # trl_args, peft_args and trackers (training/extra_args.py)
     check_run_folder(recipe.run_dir())
     check_previous_stage(recipe, chosen)
     return RunPlan(recipe, chosen)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .modelref import model_ref
 from .results import RoundResult, StepTime, rel
 from .runner import StepSpec, result_digest, run_step
 from .stage_calibration import require_judge
@@ -110,7 +111,7 @@ def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[Step
     safety = done.manifests["safety"].get("result")
     result = RoundResult(
         round=ctx.round,
-        generator=rel(ctx.run_dir, ctx.generator),
+        generator=model_ref(ctx.generator, ctx.run_dir),  # never a cache path
         model=rel(ctx.run_dir, done.folders["model"]),
         trained_eval=rel(ctx.run_dir, done.folders["eval"] / "records.jsonl"),
         safety=rel(ctx.run_dir, done.folders["safety"]) if safety else None,

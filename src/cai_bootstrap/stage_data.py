@@ -20,6 +20,7 @@ from .steps.judge import make_judge_fn
 from .steps.pair_stats import pair_stats
 from .store import atomic_write_text, read_jsonl, sha256_file, write_jsonl
 from .tasks.content_checks import relevance_scorer
+from .training.conversational import write_conversational
 
 FRAME = "tasks/frame.py"
 # Template text no answer may copy (content_guards.py), with the constraint wordings in tasks/data.
@@ -241,6 +242,7 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     write_jsonl(st.folder / "sft.jsonl", sft)
     shutil.copy(crit / "critiques.jsonl", st.folder / "critiques.jsonl")
     write_jsonl(st.records_path, out.pairs)
+    write_conversational(st.folder, ins, sft, out.pairs)  # TRL's conversational form beside them
     counts = {"pairs": len(out.pairs), "dropped": len(out.dropped), "sft_examples": len(sft)}
     return Done(None, counts, {"stats": out.stats.model_dump(mode="json"), "judge_calibration": verdict})
 
@@ -270,7 +272,7 @@ PAIRS = StepSpec(
         "tasks/content_checks.py",
         "data/calibration_preference.yaml",
     ),
-    outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl"),
+    outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl", "*_messages.jsonl"),
     timeout="generation",
     extra=_judging,
 )

@@ -9,7 +9,8 @@ from pathlib import Path
 from .engines.holder import engine_signature
 from .errors import UserError
 from .log import log
-from .records import Instruction, PreferencePair
+from .modelref import model_ref
+from .records import Instruction, PreferencePair, SFTExample
 from .runner import Done, StepSpec, model_identity
 from .stage_calibration import calibration
 from .stage_context import StageContext
@@ -17,6 +18,7 @@ from .stage_data import FRAME
 from .steps import evaluate, safety_eval
 from .store import read_jsonl, sha256_file
 from .tasks.ifeval import SCORER_VERSION, read_rows, to_instructions
+from .training.conversational import PAIRS_FILE, SFT_FILE, conversational, read_pairs
 from .training.dpo import run_dpo
 from .training.merge import merge_adapter
 from .training.sft import run_sft
@@ -41,7 +43,7 @@ def _sft(ctx: StageContext, st, inputs, models) -> Done:
     res = None
     if ctx.cfg.sft.enabled:
         ctx.engines.release()
-        examples = inputs["pairs"] / "sft.jsonl"
+        examples = inputs["pairs"] / (SFT_FILE if conversational(ctx.cfg.sft) else "sft.jsonl")
         res = run_sft(
             ctx.cfg.sft,
             ctx.cfg.lora,
@@ -72,8 +74,8 @@ SFT = StepSpec(
 
 def _dpo(ctx: StageContext, st, inputs, models) -> Done:
     res = None
-    pairs_path = inputs["pairs"] / "records.jsonl"
-    if ctx.cfg.dpo.enabled and read_jsonl(pairs_path, PreferencePair):
+    pairs_path = inputs["pairs"] / (PAIRS_FILE if conversational(ctx.cfg.dpo) else "records.jsonl")
+    if ctx.cfg.dpo.enabled and read_pairs(ctx.cfg.dpo, pairs_path):
         ctx.engines.release()
         res = run_dpo(
             ctx.cfg.dpo,
@@ -104,24 +106,45 @@ def _merge(ctx: StageContext, st, inputs, models) -> Done:
     base = models["base"]
     lineage = {
         "stage": ctx.cfg.stage,
-        "base_model": str(base),
+        "base_model": model_ref(base, ctx.run_dir),
         "base_identity": model_identity(base),
-        "adapters": [str(a) for a in adapters],
+        "adapters": [model_ref(a, ctx.run_dir) for a in adapters],
+        "merged_adapter": model_ref(adapters[-1], ctx.run_dir),
         "data": {
             k: sha256_file(inputs["pairs"] / f) for k, f in (("sft", "sft.jsonl"), ("pairs", "records.jsonl"))
         },
+        "data_counts": {  # what the card shows; each adapter was trained on these files
+            "SFT examples": len(read_jsonl(inputs["pairs"] / "sft.jsonl", SFTExample))
+            if ctx.cfg.sft.enabled
+            else 0,
+            "preference pairs": len(read_jsonl(inputs["pairs"] / "records.jsonl", PreferencePair))
+            if ctx.cfg.dpo.enabled
+            else 0,
+        },
     }
     # Saved in the evaluation precision: the next stage and the evaluation load it that way anyway.
-    merge_adapter(base, adapters[-1], st.folder, lineage, dtype=ctx.recipe.model.dtype)
+    merge_adapter(
+        base,
+        adapters[-1],
+        st.folder,
+        lineage,
+        dtype=ctx.recipe.model.dtype,
+        max_new_tokens=ctx.cfg.eval.max_new_tokens,  # the generation config decodes as the eval does
+    )
     return Done(None, {"merged": 1}, {"model": st.folder.name})
 
 
 MODEL = StepSpec(
     "model",
     _merge,
+    settings=("eval",),  # eval.max_new_tokens goes into the generation config
+    ignores={
+        "eval.ifeval_files": "evaluated by their own steps",
+        "eval.safety": "the safety step's settings",
+    },
     reads=("pairs", "sft", "dpo"),
     models={"base": "generator"},
-    outputs=("*.safetensors", "*.json", "*.txt", "*.model"),
+    outputs=("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja"),
     volatile=("lineage.json",),  # holds the merge time; the weights' hashes are in the other files
     timeout="training",
     extra=lambda ctx: {"dtype": ctx.recipe.model.dtype},

@@ -37,6 +37,10 @@ class HFEngine(TokenizerMethods):
         self.tok = tokenizer
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
+        if getattr(model, "generation_config", None) is not None:
+            # A merged model's generation_config.json names the frame's stop strings for users
+            # (training/chat.py); here every request brings its own stops (Sampling.stop).
+            model.generation_config.stop_strings = None
         if liger_kernels:
             apply_layer_kernels(model)
         # Our CUDA-graph decode loop (fastdecode.py; measured 2.9-5x plain generate on an H200, see

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,6 +28,11 @@ class LoraSettings(BaseModel):
     )
     load_in_bits: Literal[None, 4, 8] = Field(
         None, description="quantise the frozen base with bitsandbytes (CUDA only); None keeps full weights"
+    )
+    peft_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="other fields of PEFT's LoraConfig (e.g. use_rslora, use_dora), applied last; "
+        "checked against the installed PEFT before the run (extra_args.py)",
     )
 
     @property
@@ -68,6 +73,16 @@ class _Common(BaseModel):
     )
     report_to: list[str] | str = Field(
         "none", description="trackers for metrics ('none', 'wandb', 'trackio', ...)"
+    )
+    trl_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="other fields of TRL's SFTConfig/DPOConfig (e.g. optim, neftune_noise_alpha), applied "
+        "last; checked against the installed TRL before the run (extra_args.py)",
+    )
+    dataset_form: Literal["completion", "conversational"] = Field(
+        "completion",
+        description="train from the completion-form files (the frame as text, tokenised like generation) "
+        "or the conversational ones through the frame's chat template (training/conversational.py)",
     )
     liger_kernels: bool = Field(
         False,

@@ -23,11 +23,11 @@ from trl import DPOConfig, DPOTrainer
 from ..errors import UserError
 from ..log import log
 from ..records import PreferencePair
-from ..store import read_jsonl
 from . import runner
 from .callbacks import CheckpointSealer, FiniteLossMixin, MetricsWriter
 from .config import DPOSettings, LoraSettings, TrainResult
-from .data import eval_split, preference_dataset
+from .conversational import preference_train_dataset, read_pairs
+from .data import eval_split
 from .lora import attach_adapter, load_base, load_tokenizer, lora_config
 
 
@@ -35,6 +35,8 @@ class GuardedDPOTrainer(FiniteLossMixin, DPOTrainer):
     """DPOTrainer that stops on a non-finite loss and takes our tokenised pairs as they are."""
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        if "prompt" in dataset.column_names:  # conversational rows: TRL renders them via the frame template
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         # TRL would re-tokenise text columns and append EOS to chosen and rejected (see data.py); our
         # rows already hold prompt_ids/chosen_ids/rejected_ids made the way generation tokenises.
         missing = {"prompt_ids", "chosen_ids", "rejected_ids"} - set(dataset.column_names)
@@ -55,7 +57,7 @@ def dpo_args(cfg: DPOSettings, out_dir: Path, has_eval: bool) -> DPOConfig:
             "metric_for_best_model": "eval_loss",
             "greater_is_better": False,
         }
-    args = DPOConfig(
+    ours = dict(
         **runner.trl_kwargs(cfg, out_dir),
         loss_type=[cfg.loss_type.value],
         beta=cfg.beta,
@@ -63,6 +65,7 @@ def dpo_args(cfg: DPOSettings, out_dir: Path, has_eval: bool) -> DPOConfig:
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
         **extra,
     )
+    args = DPOConfig(**{**ours, **cfg.trl_args})  # TRL's own arguments last (extra_args.py)
     args.device  # noqa: B018  (sets up the distributed state that `runner` waits on)
     return args
 
@@ -87,8 +90,8 @@ def build_dpo_trainer(
     return GuardedDPOTrainer(
         model=model,
         args=args,
-        train_dataset=preference_dataset(train, tok, cfg.max_length),
-        eval_dataset=preference_dataset(held, tok, cfg.max_length) if held else None,
+        train_dataset=preference_train_dataset(cfg, train, tok),
+        eval_dataset=preference_train_dataset(cfg, held, tok) if held else None,
         processing_class=tok,
         peft_config=lora_config(lora) if sft_adapter is None else None,
         callbacks=[
@@ -113,7 +116,7 @@ def run_dpo(
 ) -> TrainResult:
     """Train (or resume, or skip when already done); the adapter is the best by eval loss when there is eval."""
     out_dir = Path(out_dir)
-    pairs = read_jsonl(Path(pairs_path), PreferencePair)
+    pairs = read_pairs(cfg, pairs_path)
     if not pairs:
         raise UserError(
             f"no preference pairs in {pairs_path}", "check the pairs step (filters may drop all pairs)"

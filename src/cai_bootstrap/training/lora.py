@@ -24,14 +24,15 @@ def resolve_bf16(requested: bool | None) -> bool:
 
 
 def lora_config(lora: LoraSettings) -> LoraConfig:
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.lora_alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    ours = {
+        "r": lora.r,
+        "lora_alpha": lora.lora_alpha,
+        "lora_dropout": lora.dropout,
+        "target_modules": lora.target_modules,
+        "bias": "none",
+        "task_type": "CAUSAL_LM",
+    }
+    return LoraConfig(**{**ours, **lora.peft_args})  # PEFT's own arguments last (extra_args.py)
 
 
 def sort_target_modules(adapter: Path) -> None:

@@ -18,11 +18,10 @@ from trl import SFTConfig, SFTTrainer
 from ..errors import UserError
 from ..log import log
 from ..records import SFTExample
-from ..store import read_jsonl
 from . import runner
 from .callbacks import CheckpointSealer, FiniteLossMixin, MetricsWriter
 from .config import LoraSettings, SFTSettings, TrainResult
-from .data import sft_dataset
+from .conversational import conversational, read_sft, sft_train_dataset
 from .lora import load_base, load_tokenizer, lora_config
 
 
@@ -31,12 +30,15 @@ class GuardedSFTTrainer(FiniteLossMixin, SFTTrainer):
 
 
 def sft_args(cfg: SFTSettings, out_dir: Path) -> SFTConfig:
-    args = SFTConfig(
+    ours = dict(
         **runner.trl_kwargs(cfg, out_dir),
-        completion_only_loss=True,
+        # Conversational rows: TRL masks all but the assistant turns ({% generation %} in chat.py).
+        completion_only_loss=None if conversational(cfg) else True,
+        assistant_only_loss=conversational(cfg),
         packing=cfg.packing,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
     )
+    args = SFTConfig(**{**ours, **cfg.trl_args})  # TRL's own arguments last (extra_args.py)
     args.device  # noqa: B018  (sets up the distributed state that `runner` waits on)
     return args
 
@@ -44,7 +46,7 @@ def sft_args(cfg: SFTSettings, out_dir: Path) -> SFTConfig:
 def build_sft_trainer(
     cfg: SFTSettings,
     lora: LoraSettings,
-    examples: list[SFTExample],
+    examples: list[SFTExample],  # or ChatSFTExample (sft.dataset_form)
     base_model: Path,
     out_dir: Path,
     dtype: str,
@@ -58,7 +60,7 @@ def build_sft_trainer(
     return GuardedSFTTrainer(
         model=model,
         args=args,
-        train_dataset=sft_dataset(examples, tok, cfg.max_length),
+        train_dataset=sft_train_dataset(cfg, examples, tok),
         processing_class=tok,
         peft_config=lora_config(lora),
         callbacks=[
@@ -82,7 +84,7 @@ def run_sft(
 ) -> TrainResult:
     """Train (or resume, or skip when already done) and return where the adapter is."""
     out_dir = Path(out_dir)
-    examples = read_jsonl(Path(examples_path), SFTExample)
+    examples = read_sft(cfg, examples_path)
     if not examples:
         raise UserError(f"no SFT examples in {examples_path}", "check the pairs/filter step that writes them")
     data_sha, config_hash = runner.signature(
