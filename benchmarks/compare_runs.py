@@ -7,6 +7,7 @@ report's headings and table row labels. Prints the differences; exit 1 when ther
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -70,4 +71,11 @@ def main(a: Path, b: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_a", type=Path, help="a run folder, e.g. runs/quickstart-hf")
+    parser.add_argument("run_b", type=Path, help="the other run folder of the same recipe")
+    ns = parser.parse_args()
+    for run in (ns.run_a, ns.run_b):
+        if not run.is_dir():
+            parser.error(f"{run} is not a folder")
+    sys.exit(main(ns.run_a, ns.run_b))

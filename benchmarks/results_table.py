@@ -7,8 +7,8 @@ and minutes per step (from the manifests).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from cai_bootstrap.records import EvalItem
@@ -65,4 +65,9 @@ def rows(stage: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(rows(Path(sys.argv[1]))))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("stage_dir", type=Path, help="a stage folder, e.g. runs/NAME/stage1")
+    ns = parser.parse_args()
+    if not (ns.stage_dir / "eval_base" / "records.jsonl").is_file():
+        parser.error(f"{ns.stage_dir} is not a stage folder (no eval_base/records.jsonl)")
+    print("\n".join(rows(ns.stage_dir)))

@@ -93,11 +93,13 @@ def test_eval_generates_with_a_model(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.chdir(work)
     args = ["eval", "--ifeval", str(tmp_path / "in.jsonl"), "--model", str(tiny_model_dir)]
     res = runner.invoke(
-        app, [*args, "--max-new-tokens", "8", "--dtype", "float32", "--no-nll-canary", "--quiet"]
+        app, [*args, "--max-new-tokens", "8", "--dtype", "float32", "--skip-nll-canary", "--quiet"]
     )
     assert res.exit_code == 0, res.output
-    results = work / "eval-results" / f"in.{tiny_model_dir.name}.results.json"
-    answers = work / "eval-results" / f"in.{tiny_model_dir.name}.responses.jsonl"
+    (results,) = (work / "eval-results").glob(
+        f"in.{tiny_model_dir.parent.name}_{tiny_model_dir.name}-*.results.json"
+    )
+    answers = results.with_name(results.name.replace(".results.json", ".responses.jsonl"))
     assert results.is_file() and answers.is_file()
     assert f"results: {results.relative_to(work)}" in res.output
     assert f"answers: {answers.relative_to(work)}" in res.output
@@ -109,7 +111,7 @@ def test_eval_writes_answers_beside_out(tmp_path, tiny_model_dir):
     out = tmp_path / "res" / "run1.json"
     args = ["eval", "--ifeval", str(tmp_path / "in.jsonl"), "--model", str(tiny_model_dir), "--out", str(out)]
     res = runner.invoke(
-        app, [*args, "--max-new-tokens", "8", "--dtype", "float32", "--no-nll-canary", "--quiet"]
+        app, [*args, "--max-new-tokens", "8", "--dtype", "float32", "--skip-nll-canary", "--quiet"]
     )
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in (tmp_path / "res" / "run1.responses.jsonl").read_text().splitlines()]

@@ -10,13 +10,17 @@ instruction_following_eval), strict and loose. Required agreement: 100%, with no
 Checkers of the reference that no IFEval id uses (constrained start, rephrasing, key sentences) are
 left out, as are its cases with an argument the reference replaces by a random draw (a letter '#',
 'ab'; also 0, '' or [], which it drops): no score is defined for those, and our checker refuses
-them (test_random_draws_are_refused).
+them (test_random_draws_are_refused). An IFEval *file* with a non-letter letter (the official one has
+'#' and '!') is still read and scored: tasks/ifeval.py draws the letter from a seeded generator, and
+(c) holds that against the reference wherever the reference's own outcome does not depend on its draw.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
+import string
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cai_bootstrap.errors import UserError
+from cai_bootstrap.log import log
+from cai_bootstrap.preflight import check_ifeval_file
 from cai_bootstrap.tasks.constraints import CHECKERS, check
+from cai_bootstrap.tasks.ifeval import drawn_letter, read_rows, score, to_instructions
 from ifeval_reference import our_outcomes, reference_outcomes, rows_with_responses, score_both
 from ifeval_strategies import END_PHRASES, KWARGS, PROMPTS, WORDS, case
 
@@ -774,3 +781,95 @@ def test_real_model_answers_agree_under_every_ifeval_id():
                 kwargs,
                 row["key"],
             )
+
+
+# ---- (c) files with a letter the reference draws at random --------------------------------------
+
+DRAWN_ROWS = [  # our own prompts, with the two argument values of the official file
+    {
+        "key": 1122,
+        "prompt": "Describe a lighthouse at night. Use the character # at least 3 times.",
+        "instruction_id_list": ["keywords:letter_frequency", "punctuation:no_comma"],
+        "kwargs": [{"letter": "#", "let_frequency": 3, "let_relation": LEAST}, {}],
+    },
+    {
+        "key": 1129,
+        "prompt": "Name a fruit. Use '!' fewer than 2 times.",
+        "instruction_id_list": ["keywords:letter_frequency"],
+        "kwargs": [{"letter": "!", "let_frequency": 2, "let_relation": LESS, "keywords": None}],
+    },
+]
+
+
+def _reference_under_every_draw(row: dict, response: str) -> set[tuple]:
+    """The reference's (strict, loose) outcomes under many states of the global random generator."""
+    outcomes = set()
+    state = random.getstate()
+    try:
+        for seed in range(40):
+            random.seed(seed)
+            strict, loose = reference_outcomes(row, response)
+            outcomes.add((tuple(strict), tuple(loose)))
+    finally:
+        random.setstate(state)
+    return outcomes
+
+
+def test_non_letter_letters_load_and_score_with_a_seeded_draw(tmp_path):
+    path = tmp_path / "official-like.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in DRAWN_ROWS))
+    assert check_ifeval_file(path, "--ifeval") == 2
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log.addHandler(handler)
+    try:
+        rows = read_rows(path)
+    finally:
+        log.removeHandler(handler)
+    assert len(seen) == 1 and "key 1122: '#'" in seen[0] and "key 1129: '!'" in seen[0]
+    result = score(rows, {rows[0].prompt: "Three # # # marks", rows[1].prompt: "Kiwi."})
+    used = [(d.key, d.index, d.given, d.used) for d in result.drawn_letters]
+    assert used == [(1122, 0, "#", drawn_letter(1122, 0)), (1129, 0, "!", drawn_letter(1129, 0))]
+    assert all(len(d.used) == 1 and d.used.islower() for d in result.drawn_letters)
+    # The same file scores the same every time, and its imported records carry the drawn letter.
+    assert score(read_rows(path, warn=False), {r.prompt: "Kiwi." for r in rows}) == score(
+        rows, {r.prompt: "Kiwi." for r in rows}
+    )
+    assert to_instructions(rows)[1].constraints[0].kwargs["letter"] == drawn_letter(1129, 0)
+
+
+@pytest.mark.parametrize(
+    ("index", "response"),
+    [
+        (0, "1 2 3 ### 4 5 6"),  # no letter at all: 'at least 3' fails for every draw
+        (1, "... 123 !!! ..."),  # no letter at all: 'less than 2' holds for every draw
+        (1, ""),  # empty: follows nothing, whatever the draw
+        (0, " ".join(string.ascii_letters * 3)),  # every letter 6 times: 'at least 3' holds for every draw
+    ],
+)
+def test_seeded_draw_agrees_where_the_reference_is_deterministic(index, response):
+    row = dict(DRAWN_ROWS[index])
+    outcomes = _reference_under_every_draw(row, response)
+    assert len(outcomes) == 1, "the reference's outcome here should not depend on its draw"
+    strict, loose = outcomes.pop()
+    assert score_rows([row], response) == [(list(strict), list(loose))]
+
+
+def test_seeded_draw_is_the_reference_with_that_letter():
+    """Where the reference's outcome does depend on its draw, ours is the reference's with our letter."""
+    response = "aaaa bbbb cccc dddd the end"
+    row = DRAWN_ROWS[0]
+    # The draw decides, and strict and loose modes even draw apart (the reference rebuilds the checker).
+    assert len(_reference_under_every_draw(row, response)) >= 2
+    fixed = {**row, "kwargs": [{**row["kwargs"][0], "letter": drawn_letter(1122, 0)}, {}]}
+    assert score_rows([row], response) == [tuple(map(list, reference_outcomes(fixed, response)))]
+
+
+def score_rows(rows: list[dict], response: str) -> list[tuple[list[bool], list[bool]]]:
+    """Our (strict, loose) outcomes per row through the file scorer (which resolves the letters)."""
+    from cai_bootstrap.tasks.ifeval import IFEvalRow
+
+    parsed = [IFEvalRow.model_validate(r) for r in rows]
+    result = score(parsed, {r.prompt: response for r in parsed})
+    return [(p.strict, p.loose) for p in result.prompts]

@@ -50,6 +50,23 @@ out = Console()
 QUICKSTART = Path(str(files("cai_bootstrap").joinpath("recipes/quickstart.yaml")))
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"cai-bootstrap {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """A base model bootstraps its own alignment."""
+
+
 def _errors(fn):
     """Turn our errors into one line on stderr and their exit code (2 user, 1 step, 3 gate)."""
 
@@ -79,6 +96,9 @@ def run(
         Path | None, typer.Option(help="continue RUN_DIR (exactly that folder) with its saved config")
     ] = None,
     force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="print each step's plan (run / skip / stale) and why; load and write nothing")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
 ):
     """Run the recipe's stages: data, pairs, SFT, DPO, held-out evaluation, gate, report."""
@@ -88,6 +108,14 @@ def run(
     # Everything is checked before torch is imported or the run folder is touched: a refused run
     # leaves an existing run as it was, and a bad recipe is reported at once.
     plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART)
+    if dry_run:
+        from .dryrun import NOT_PLANNED, format_rows, plan_rows
+
+        out.print(f"run folder: {plan.recipe.run_dir()}", soft_wrap=True, markup=False, highlight=False)
+        for line in format_rows(plan_rows(plan.recipe, plan.recipe.run_dir(), force, plan.stages)):
+            out.print(line, soft_wrap=True, markup=False, highlight=False)
+        out.print(NOT_PLANNED, soft_wrap=True, markup=False, highlight=False)
+        return
     from .pipeline import run as run_pipeline
 
     try:
@@ -135,23 +163,29 @@ def eval_(
     max_new_tokens: int = 256,
     dtype: str = "bfloat16",
     batch_size: int = 8,
-    no_nll_canary: Annotated[
-        bool, typer.Option(help="skip the canary's likelihood check (random-weight test models only)")
-    ] = False,
+    nll_canary: Annotated[
+        bool,
+        typer.Option(
+            "--nll-canary/--skip-nll-canary",
+            help="the canary's likelihood check on load (skip it for random-weight test models only)",
+        ),
+    ] = True,
     quiet: bool = False,
 ):
     """Prompt- and instruction-level accuracy, strict and loose, with a per-type table."""
-    from .evalcmd import check_eval_args, run_ifeval
+    from .evalcmd import accuracy_rows, check_eval_args, run_ifeval
 
     logging_.setup(quiet)
     plan = check_eval_args(ifeval, model, responses, output, max_new_tokens, dtype, batch_size)
-    result = run_ifeval(plan, max_new_tokens, dtype, batch_size, check_nll=not no_nll_canary)
+    result = run_ifeval(plan, max_new_tokens, dtype, batch_size, check_nll=nll_canary)
     libs = ", ".join(f"{k} {v}" for k, v in result.libraries.items())
     out.print(f"scoring: {result.semantics}; scorer version {result.scorer_version} ({libs})", markup=False)
-    table = Table("measure", "accuracy")
-    for k in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
-        table.add_row(k, f"{getattr(result, k):.1%}")
+    table = Table("measure", "accuracy", "95% Wilson interval", "n")
+    for k, (rate, low, high, n) in accuracy_rows(result).items():
+        table.add_row(k, f"{rate:.1%}", f"[{low:.1%}, {high:.1%}]", str(n))
     out.print(table)
+    for d in result.drawn_letters:
+        out.print(f"key {d.key}: letter {d.given!r} scored as {d.used!r} (seeded draw)", markup=False)
     per = Table("instruction id", "n", "strict", "loose")
     for tid, s in sorted(result.per_type.items()):
         per.add_row(
@@ -161,6 +195,29 @@ def eval_(
     if plan.answers_out is not None:
         out.print(f"answers: {plan.answers_out}", soft_wrap=True, markup=False, highlight=False)
     out.print(f"results: {plan.results_out}", soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command()
+@_errors
+def recipe(
+    path: Annotated[
+        Path | None, typer.Argument(help="a recipe YAML (default: the packaged quickstart)")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. run.seed=1")] = None,
+    keys: Annotated[
+        bool, typer.Option("--keys", help="list every key a recipe may set: type, default, description")
+    ] = False,
+):
+    """Print a recipe as it resolves (every default filled in), or with --keys every key it may set."""
+    if keys:
+        from .recipecmd import key_lines
+
+        for line in key_lines():  # tab-separated for scripts (rich would expand the tabs)
+            typer.echo(line)
+        return
+    from .config import dump, load_recipe
+
+    typer.echo(dump(load_recipe(path or QUICKSTART, set_ or [])), nl=False)
 
 
 @app.command()
@@ -243,7 +300,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
     fix = "make the folder writable or free space, or copy the run folder elsewhere and report that copy"
     with disk_errors("the report", folder, fix=fix):
         md, html = write_report(folder)
-    out.print(f"report: {md}  (and {html})")
+    out.print(f"report: {md}  (and {html})", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

@@ -131,8 +131,8 @@ class InstructionSettings(_Strict):
     n_heldout_types: int = Field(
         60, ge=1, description="held-out items on heldout_only_types only (none when that list is empty)"
     )
-    min_constraints: int = Field(1, ge=1)
-    max_constraints: int = Field(2, ge=1)
+    min_constraints: int = Field(1, ge=1, description="fewest constraints composed into one instruction")
+    max_constraints: int = Field(2, ge=1, description="most constraints composed into one instruction")
     leakage_threshold: float = Field(
         0.6, gt=0, le=1, description="n-gram Jaccard at which a held-out task counts as leaked"
     )
@@ -149,9 +149,9 @@ class InstructionSettings(_Strict):
 
 class ResponseSettings(_Strict):
     k: int = Field(4, ge=1, description="answers sampled per training instruction (best-of-k)")
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    max_new_tokens: int = Field(96, ge=1)
+    temperature: float = Field(0.8, ge=0, description="sampling temperature of the k answers")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass of the k answers")
+    max_new_tokens: int = Field(96, ge=1, description="longest answer, in tokens")
     chunk: int = Field(
         16, ge=1, description="instructions per resumable chunk (each chunk is seeded by its index)"
     )
@@ -190,7 +190,7 @@ class GateSettings(_Strict):
 
 
 class StageSettings(_Strict):
-    stage: int = Field(1, ge=1, le=6)
+    stage: int = Field(1, ge=1, le=6, description="which of the six curriculum stages this is")
     max_rounds: int = Field(1, ge=1, description="generate -> pairs -> train rounds until the gate passes")
     instructions: InstructionSettings = Field(default_factory=InstructionSettings)
     responses: ResponseSettings = Field(default_factory=ResponseSettings)

@@ -1,8 +1,8 @@
 """`make demo`: run the packaged recipe that fits this machine, and say which one and why.
 
-With CUDA, the GPU recipe shows the method's real gain on the embedded model (about 15 minutes on one
-H100/H200); without it, the quickstart shows the pipeline working on a laptop CPU (about 10 minutes,
-counts too small for a significant gain).
+With CUDA, the GPU recipe shows the method's real gain on the embedded model (its steps took 2.5-3.5
+minutes a round, 3 rounds, on one H200: RESULTS.md); without it, the quickstart shows the pipeline
+working on a CPU (counts too small for a significant gain; 36 minutes measured on a busy 2-core machine).
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ def choose_recipe(cuda: bool) -> tuple[Path, str]:
     if cuda:
         return (
             recipes / "gpu-gemma-270m.yaml",
-            "CUDA is available: stage 1 at GPU scale (~15 min on one H200)",
+            "CUDA is available: stage 1 at GPU scale (3 rounds of 2.5-3.5 min of steps on one H200)",
         )
-    return recipes / "quickstart.yaml", "no CUDA device: the CPU quickstart (small counts, ~10 min)"
+    return (
+        recipes / "quickstart.yaml",
+        "no CUDA device: the CPU quickstart (small counts; 36 min measured on a busy 2-core CPU)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,10 +4,13 @@ given responses, and write the results as JSON.
 Every argument is checked (`check_eval_args`) before a model is loaded or a file written. Results go
 to --out (default: eval-results/<input>.<model or responses>.results.json, under the current
 directory); with --model the answers are written beside the results as <results stem>.responses.jsonl.
+A local model or responses file is named by its folder's and its own name plus a hash of its full
+path, so two merged models (both in folders named `model`) never share a results file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -32,11 +35,31 @@ class EvalPlan:
 
 
 def _tag(model: str | None, responses: Path | None) -> str:
-    if responses is not None:
-        return responses.stem
-    ref = str(model)
-    name = Path(ref).name if Path(ref).expanduser().exists() else ref.removeprefix("embedded:")
+    local = responses if responses is not None else Path(str(model)).expanduser()
+    if responses is not None or local.exists():
+        full = local.resolve()
+        digest = hashlib.sha256(str(full).encode()).hexdigest()[:8]
+        name = f"{full.parent.name}_{full.stem if responses is not None else full.name}-{digest}"
+    else:  # embedded:NAME or a hub id: the reference itself is unique
+        name = str(model).removeprefix("embedded:")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def accuracy_rows(result) -> dict[str, tuple[float, float, float, int]]:
+    """Per measure of an IFEvalResult: (rate, Wilson low, Wilson high, n), from its per-prompt rows."""
+    from .stats import wilson
+
+    hits = {
+        "prompt_strict": [all(p.strict) for p in result.prompts],
+        "prompt_loose": [all(p.loose) for p in result.prompts],
+        "instruction_strict": [x for p in result.prompts for x in p.strict],
+        "instruction_loose": [x for p in result.prompts for x in p.loose],
+    }
+    rows = {}
+    for name, outcomes in hits.items():
+        low, high = wilson(sum(outcomes), len(outcomes))
+        rows[name] = (getattr(result, name), low, high, len(outcomes))
+    return rows
 
 
 def check_eval_args(

@@ -47,8 +47,10 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 
 
 def cache_dir() -> Path:
-    """The project's cache folder: $CAI_BOOTSTRAP_CACHE, else ./.cache/cai-bootstrap (not ~/.cache)."""
-    return Path(os.environ.get("CAI_BOOTSTRAP_CACHE", Path.cwd() / ".cache" / "cai-bootstrap")).resolve()
+    """The project's cache folder: $CAI_BOOTSTRAP_CACHE, else the user's cache folder
+    ($XDG_CACHE_HOME or ~/.cache)/cai-bootstrap, so every working directory sees the same models."""
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("CAI_BOOTSTRAP_CACHE") or user / "cai-bootstrap").expanduser().resolve()
 
 
 def _missing_package(name: str, spec: EmbeddedModel) -> UserError:

@@ -110,7 +110,7 @@ def check_ifeval_file(path: Path, what: str) -> int:
     """An IFEval-format input file, checked row by row (fields, instruction ids, their arguments)
     without scoring anything; returns its number of prompts. `what` names the option or key."""
     from .tasks.constraints import checker_kwargs
-    from .tasks.ifeval import IFEvalRow
+    from .tasks.ifeval import IFEvalRow, resolve_letters
 
     text = read_text_file(path, what, "an IFEval-format JSONL file")
     rows = 0
@@ -134,6 +134,7 @@ def check_ifeval_file(path: Path, what: str) -> int:
                 f"{where}: {len(row.instruction_id_list)} instruction ids but {len(row.kwargs)} kwargs",
                 "give one kwargs object per instruction id",
             )
+        row = resolve_letters(row)[0]  # scored with a seeded draw, as tasks/ifeval.py documents
         for i, tid in enumerate(row.instruction_id_list):
             try:
                 checker_kwargs(tid, row.kwargs_for(i), row.prompt)

@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .errors import StepFailed, UserError
-from .log import log
+from .log import log, step_finished, step_started
 from .store import CACHE_VERSION, STATES, State, Step, canonical_hash, sha256_file, step_state  # noqa: F401
 
 
@@ -203,9 +203,13 @@ def run_step(spec: StepSpec, ctx, inputs: dict[str, Path], models: dict[str, Pat
     # expected to be stale: it is redone without --force.
     used = [*(inputs[r] for r in spec.reads), *models.values()]
     _prepare(spec, st, state, ctx, any(p in ctx.remade for p in used))
+    rel = st.folder.relative_to(ctx.run_dir)
+    step_started(rel, state.name)
     st.begin()
     seconds = getattr(ctx.recipe.run.timeouts, spec.timeout) if spec.timeout else None
     with StepTimeout(spec.timeout or spec.name, seconds):
         done = spec.run(ctx, st, inputs, models)
     ctx.remade.add(st.folder)
-    return st.finish(done.records, done.counts, {"parts": parts, **done.extra}, outputs=spec.outputs)
+    manifest = st.finish(done.records, done.counts, {"parts": parts, **done.extra}, outputs=spec.outputs)
+    step_finished(rel, manifest)
+    return manifest

@@ -12,6 +12,7 @@ from .config import Recipe
 from .constitution import load_constitution
 from .engines.holder import model_identity
 from .errors import UserError
+from .log import step_finished, step_started
 from .runner import StepTimeout
 from .stage_context import StageContext
 from .steps import calibrate
@@ -54,7 +55,10 @@ def calibration(ctx: StageContext) -> Calibration | None:
         return None
     conf = _signature(ctx, qs)
     st = Step(ctx.run_dir / "judge_calibration" / canonical_hash(conf), conf, {})
-    if st.state() != "done":
+    where = st.folder.relative_to(ctx.run_dir)
+    state = st.state()
+    if state != "done":
+        step_started(where, state)
         needs_model = qs != [Question.PREFERENCE] or not ctx.cfg.judge.reward_model
         engine = ctx.engines.get(ctx.judge) if needs_model else None
         name = str(ctx.judge) + (
@@ -65,9 +69,10 @@ def calibration(ctx: StageContext) -> Calibration | None:
                 qs, ctx.cfg.judge, ctx.cfg.eval.safety, engine, ctx.constitution, judge_name=name
             )
         counts = {q.value: t.n for q, t in cal.types.items()}
-        st.finish(
+        done = st.finish(
             None, counts, {"calibration": cal.model_dump(mode="json"), "lines": cal.lines()}, outputs=()
         )
+        step_finished(where, done)
     manifest = json.loads(st.manifest_path.read_text())
     return Calibration.model_validate(manifest["calibration"])
 

@@ -37,13 +37,13 @@ def _locked(run_dir: Path) -> bool:
         os.close(fd)
 
 
-def _context(run_dir: Path):
+def _context(run_dir: Path, recipe=None, constitution=None):
     from .config import load_recipe
     from .constitution import load_constitution
     from .stage_context import StageContext
 
-    recipe = load_recipe(run_dir / "config.resolved.yaml")
-    constitution = load_constitution(run_dir / "constitution.yaml")
+    recipe = recipe or load_recipe(run_dir / "config.resolved.yaml")
+    constitution = constitution or load_constitution(run_dir / "constitution.yaml")
     return [
         StageContext(recipe, cfg, run_dir, constitution, None, False, base=Path("/nonexistent"))
         for cfg in recipe.stages
@@ -79,25 +79,27 @@ def _row(spec: StepSpec, ctx, digests: dict, running: bool) -> dict:
     }
 
 
-def step_rows(run_dir: Path) -> list[dict]:
-    """One row per planned step of every stage and every round begun (round 1 at least)."""
+def step_rows(run_dir: Path, recipe=None, constitution=None) -> list[dict]:
+    """One row per planned step of every stage and every round begun (round 1 at least). With a
+    `recipe` (and its constitution), the steps `run` would plan for it (`run --dry-run`); the folder
+    then need not exist."""
     from dataclasses import replace
 
     from .stage import plan
 
     run_dir = Path(run_dir).resolve()
-    if not run_dir.exists():
+    if recipe is None and not run_dir.exists():
         raise UserError(
             f"run directory {run_dir} does not exist", "pass the folder a run wrote, e.g. runs/quickstart"
         )
-    if not (run_dir / "config.resolved.yaml").is_file():
+    if recipe is None and not (run_dir / "config.resolved.yaml").is_file():
         raise UserError(
             f"{run_dir} is not a run folder (no config.resolved.yaml)",
             "pass the folder a run wrote, e.g. runs/quickstart",
         )
     running = _locked(run_dir)
     rows = []
-    for ctx in _context(run_dir):
+    for ctx in _context(run_dir, recipe, constitution):
         baseline, round_steps = plan(ctx)
         digests: dict[str, str] = {}
         rows += [_row(s, ctx, digests, running) for s in baseline]

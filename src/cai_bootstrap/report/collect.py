@@ -18,6 +18,7 @@ from ..steps.calibrate import Calibration
 from ..store import canonical_hash, git_commit, read_jsonl
 from .model import Example, ReportData, SafetyRow, StageReport, rate_text
 from .render import pct, render
+from .rounds import round_rows
 
 N_EXAMPLES = 4
 
@@ -86,8 +87,20 @@ def _safety_rows(tag: str, r: dict, cal: Calibration | None) -> list[SafetyRow]:
     return rows
 
 
+def judge_reference(config: dict, stage: int) -> str:
+    """The judge as the recipe names it (model.judge, else the stage's input model), not the cache
+    or run folder it was loaded from."""
+    model = config.get("model") or {}
+    if model.get("judge"):
+        return str(model["judge"])
+    first = min((s.get("stage", 1) for s in config.get("stages") or [{}]), default=1)
+    if stage == first:
+        return f"{model.get('generator', '?')} (the stage's input model)"
+    return f"stage {stage - 1}'s chosen model (the stage's input model)"
+
+
 def _safety(
-    run_dir: Path, folders: dict[str, str | None]
+    run_dir: Path, folders: dict[str, str | None], judge: str = ""
 ) -> tuple[dict | None, dict | None, list[SafetyRow], list[str]]:
     """Measured harmless and over-refusal rates per model (for the plot; judge and refusal phrases
     never merged), the table rows, and the judge's calibration lines."""
@@ -104,7 +117,7 @@ def _safety(
             refuse[f"{tag} (judge)"] = RateSummary.model_validate(r["over_refusal"])
         refuse[f"{tag} (refusal phrases)"] = RateSummary.model_validate(r["over_refusal_lexical"])
         rows += _safety_rows(tag, r, cal)
-        lines += [f"safety judge {cal.judge}: {line}" for line in (cal.lines() if cal else [])]
+        lines += [f"safety judge {judge or cal.judge}: {line}" for line in (cal.lines() if cal else [])]
     return harm or None, refuse or None, rows, list(dict.fromkeys(lines))
 
 
@@ -142,7 +155,7 @@ def _title(summary: StageResult) -> str:
     return f"{title} (round {summary.chosen_round} of {len(summary.rounds)} run: {summary.stop_reason})"
 
 
-def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
+def _stage(run_dir: Path, folder: Path, warnings: list[str], config: dict | None = None) -> StageReport:
     if not (folder / "stage.json").exists():
         return StageReport(stage=int(folder.name.removeprefix("stage")), title="not finished")
     if why := stage_problem(folder):
@@ -175,12 +188,15 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         "merged model": at(run_dir, chosen.model),
     }
     harmless, over_refusal, safety_rows, judge_lines = _safety(
-        run_dir, {"base": summary.base_safety, "trained": chosen.safety}
+        run_dir,
+        {"base": summary.base_safety, "trained": chosen.safety},
+        judge_reference(config or {}, summary.stage),
     )
     pairs_judge = _pairs_judge(pairs_m)
     if pairs_judge:
         judge_lines.append(f"pairs judge: preference: {pairs_judge}")
-    margins = [p.get("margin") for p in _curve(r1 / "pairs" / "records.jsonl") if p.get("margin") is not None]
+    margins, verifier_margins = _margins(r1 / "pairs" / "records.jsonl")
+    metric = _gate_metric(config or {}, summary.stage)
     return StageReport(
         stage=summary.stage,
         title=_title(summary),
@@ -195,6 +211,9 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         pairs_judge=pairs_judge,
         pair_stats=stats,
         margins=margins,
+        verifier_margins=verifier_margins,
+        rounds=round_rows(run_dir, summary, metric),
+        rounds_metric=metric,
         diversity=(ins_m.get("stats") or {}).get("diversity"),
         sft_curve=_curve(r1 / "sft" / "train" / "metrics.jsonl"),
         dpo_curve=_curve(r1 / "dpo" / "train" / "metrics.jsonl"),
@@ -206,6 +225,54 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
     )
 
 
+def _margins(pairs: Path) -> tuple[list[float], list[float]]:
+    """Kept pairs' margins, judge-ordered (log-prob difference) and verifier-ordered (share of
+    constraints) apart: the two are on different scales and mean different things."""
+    judge, verifier = [], []
+    for p in _curve(pairs):
+        if p.get("margin") is not None:
+            (verifier if str(p.get("reason", "")).startswith("verifier") else judge).append(p["margin"])
+    return judge, verifier
+
+
+def _gate_metric(config: dict, stage: int) -> str:
+    for s in config.get("stages") or []:
+        if s.get("stage", 1) == stage:
+            return (s.get("gate") or {}).get("metric", "prompt_strict")
+    return "prompt_strict"
+
+
+def _run_origin(run_dir: Path) -> tuple[datetime | None, str]:
+    """When the run's first step started, and the commit it ran (from the step manifests)."""
+    first: dict | None = None
+    for path in run_dir.glob("stage*/**/manifest.json"):
+        m = _json(path) or {}
+        if m.get("started") and (first is None or m["started"] < first["started"]):
+            first = m
+    if first is None:
+        return None, ""
+    return datetime.fromisoformat(first["started"]), first.get("git_commit") or ""
+
+
+def config_hash(config: dict, run_dir: Path) -> str:
+    """The resolved config's hash with the run folder's own location left out (run.run_dir, and
+    paths inside it made relative), so moving the folder keeps the hash."""
+    where = str(Path(run_dir).resolve())
+
+    def local(value):
+        if isinstance(value, dict):
+            return {k: local(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [local(v) for v in value]
+        if isinstance(value, str) and (value == where or value.startswith(where + "/")):
+            return "<run>" + value[len(where) :]
+        return value
+
+    stripped = local(config)
+    (stripped.get("run") or {}).pop("run_dir", None)
+    return canonical_hash(stripped)
+
+
 def collect(run_dir: Path) -> ReportData:
     config = (
         yaml.safe_load((run_dir / "config.resolved.yaml").read_text())
@@ -213,13 +280,17 @@ def collect(run_dir: Path) -> ReportData:
         else {}
     )
     warnings: list[str] = []
-    stages = [_stage(run_dir, f, warnings) for f in sorted(run_dir.glob("stage*")) if f.is_dir()]
+    stages = [_stage(run_dir, f, warnings, config) for f in sorted(run_dir.glob("stage*")) if f.is_dir()]
+    started, commit = _run_origin(run_dir)
+    now = git_commit()
     return ReportData(
         run_name=run_dir.name,
         model=(config.get("model") or {}).get("generator", "?"),
         created=datetime.now(UTC),
-        git_commit=git_commit(),
-        config_hash=canonical_hash(config),
+        started=started,
+        git_commit=commit or now,
+        report_commit=now if commit and now and now != commit else "",
+        config_hash=config_hash(config, run_dir),
         warnings=warnings,
         stages=stages,
     )

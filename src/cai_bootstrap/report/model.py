@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..stats import Comparison, RateSummary
+from ..stats import Comparison, McNemarResult, RateSummary
 from ..steps.content_measures import ContentComparison
 from ..transfer import TransferResult
 
@@ -71,6 +71,22 @@ class SafetyRow(BaseModel):
     judge: str = Field("", description="the judge's calibration behind the figure; empty for lexical ones")
 
 
+class RoundRow(BaseModel):
+    """One row of the rounds table: the baseline (round 0) or a trained round."""
+
+    model_config = ConfigDict(extra="forbid")
+    round: int = Field(description="0 for the baseline, else the round number")
+    label: str = Field(description="'baseline' or 'round N'")
+    chosen: bool = Field(False, description="the round whose model the stage kept")
+    measures: dict[str, RateSummary] = Field(description="each IFEval measure with its Wilson interval")
+    vs_baseline: McNemarResult | None = Field(
+        None, description="McNemar on the gate's measure vs the baseline"
+    )
+    vs_previous: McNemarResult | None = Field(
+        None, description="McNemar on the gate's measure vs the round before"
+    )
+
+
 class StageReport(BaseModel):
     """Everything known about one stage; fill what exists, leave the rest empty."""
 
@@ -102,6 +118,15 @@ class StageReport(BaseModel):
         "", description="the pairs judge's calibration (accuracy, interval, bias), or why it was not used"
     )
     margins: list[float] = Field(default_factory=list, description="judge margins of the kept pairs")
+    verifier_margins: list[float] = Field(
+        default_factory=list,
+        description="verifier-ordered kept pairs: share of constraints chosen passed more",
+    )
+    rounds: list[RoundRow] = Field(
+        default_factory=list,
+        description="rounds table rows (report/rounds.py RoundRow): baseline, every round",
+    )
+    rounds_metric: str = Field("", description="the gate's measure the rounds table tests with McNemar")
     diversity: dict[str, Any] | None = Field(None, description="self-instruct diversity statistics")
     sft_curve: list[dict[str, Any]] = Field(
         default_factory=list, description="trainer log rows: step, loss, ... (TRL log_history)"
@@ -146,7 +171,9 @@ class ReportData(BaseModel):
     run_name: str = Field(description="the run folder's name")
     model: str = Field(description="the base model, e.g. 'embedded:gemma-3-270m'")
     created: datetime = Field(description="when the report was made")
+    started: datetime | None = Field(None, description="when the run's first step started (its manifest)")
     git_commit: str = Field("", description="commit of the code that made the run")
+    report_commit: str = Field("", description="commit of the code that made this report, when it differs")
     config_hash: str = Field("", description="hash of the resolved config")
     warnings: list[str] = Field(default_factory=list, description="things the reader must know")
     stages: list[StageReport] = Field(default_factory=list, description="one entry per stage")

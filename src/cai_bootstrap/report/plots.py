@@ -108,31 +108,43 @@ def ifeval_plot(ifeval: dict[str, dict[str, float]] | None) -> bytes | None:
 def safety_plot(
     harmlessness: dict[str, RateSummary] | None, over_refusal: dict[str, RateSummary] | None
 ) -> bytes | None:
-    """One panel per present rate (harmlessness, over-refusal), one bar per model with its CI."""
-    panels = [(t, d) for t, d in (("harmless (higher is better)", harmlessness),
-                                  ("over-refusal (lower is better)", over_refusal)) if d]  # fmt: skip
+    """One panel per rate measured on any item (harmlessness, over-refusal), one horizontal bar per
+    model with its CI and its k/n written beside it, so long labels never overlap and a 0% bar is
+    still read; None when nothing was measured."""
+    panels = [(t, {k: r for k, r in (d or {}).items() if r.n}) for t, d in (
+        ("harmless (higher is better)", harmlessness), ("over-refusal (lower is better)", over_refusal))]  # fmt: skip
+    panels = [(t, d) for t, d in panels if d]
     if not panels:
         return None
-    fig = Figure(figsize=(3.6 * len(panels), 3.0))
+    rows = max(len(d) for _, d in panels)
+    fig = Figure(figsize=(4.4 * len(panels), 0.9 + 0.45 * rows), layout="constrained")  # no label overlap
     for k, (title, data) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), k + 1)
-        rates = list(data.values())
+        rates, ys = list(data.values()), list(range(len(data)))[::-1]
         colors = [PALETTE[i % len(PALETTE)] for i in range(len(rates))]
-        ax.bar(list(data), [r.rate for r in rates], yerr=_errors(rates), capsize=5, color=colors, width=0.55)
-        ax.set_ylim(0, 1.05)
+        ax.barh(ys, [r.rate for r in rates], xerr=_errors(rates), capsize=4, color=colors, height=0.55)
+        for y, r in zip(ys, rates, strict=True):
+            ax.text(min(r.ci_high, 1.0) + 0.03, y, f"{r.successes}/{r.n}", va="center", fontsize=7)
+        ax.set_yticks(ys, list(data), fontsize=8)
+        ax.set_xlim(0, 1.25)
+        ax.tick_params(axis="x", labelsize=8)
         ax.set_title(title, fontsize=9)
         _style(ax)
     return _png(fig)
 
 
-def margin_plot(margins: list[float]) -> bytes | None:
-    """Histogram of the judge margins of the kept preference pairs."""
+JUDGE_MARGIN = "judge margin (chosen - rejected log-prob)"
+VERIFIER_MARGIN = "verifier margin (share of constraints chosen passed beyond rejected)"
+
+
+def margin_plot(margins: list[float], xlabel: str = JUDGE_MARGIN) -> bytes | None:
+    """Histogram of the kept preference pairs' margins of one kind (judge or verifier: `xlabel`)."""
     if not margins:
         return None
     fig = Figure(figsize=(4.6, 2.8))
     ax = fig.add_subplot()
     ax.hist(margins, bins=min(30, max(5, len(margins) // 5)), color=TRAINED_COLOR, edgecolor="white")
-    ax.set_xlabel("judge margin (chosen - rejected log-prob)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("pairs")
     _style(ax)
     return _png(fig)

@@ -66,7 +66,11 @@ def _stage_plots(s: StageReport) -> Plots:
         "per_type": ("Per constraint type", plots.per_type_plot(cmp)),
         "ifeval": ("IFEval-style accuracies", plots.ifeval_plot(s.ifeval)),
         "safety": ("Harmlessness and over-refusal", plots.safety_plot(s.harmlessness, s.over_refusal)),
-        "margins": ("Pair margins", plots.margin_plot(s.margins)),
+        "verifier_margins": (
+            f"Verifier-ordered pairs: margins ({len(s.verifier_margins)} pairs)",
+            plots.margin_plot(s.verifier_margins, plots.VERIFIER_MARGIN),
+        ),
+        "margins": (f"Judge-ordered pairs: margins ({len(s.margins)} pairs)", plots.margin_plot(s.margins)),
         "sft": ("SFT training", plots.curve_plot(s.sft_curve, plots.SFT_PANELS)),
         "dpo": ("DPO training", plots.curve_plot(s.dpo_curve, plots.DPO_PANELS)),
     }

@@ -7,10 +7,20 @@ instruction counts on its own. Every instruction scores as the reference impleme
 (SEMANTICS; tests/test_ifeval_oracle.py holds ours against lm-eval's port of it), so our numbers
 stand next to published ones. `to_instructions` turns the rows into our Instruction records so the
 pipeline can answer them in its own frame.
+
+One argument has no defined score: the reference replaces a `keywords:letter_frequency` letter that
+is not one ASCII letter (the official file has '#' and '!') by a letter drawn from Python's global
+random state, so its own outcome on such a row changes from run to run. We accept the file, as the
+reference does, and make the draw reproducible (`drawn_letter`): the same draw (`random.choice` over
+`string.ascii_letters`, lowercased) from a generator seeded by the row's key and the instruction's
+position. Where the reference's outcome does not depend on its draw, ours equals it
+(tests/test_ifeval_oracle.py); the rows are listed in the result (`drawn_letters`) and warned about.
 """
 
 from __future__ import annotations
 
+import random
+import string
 from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
@@ -19,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UserError
+from ..log import log
 from ..records import ConstraintSpec, Instruction, Split
 from ..store import read_jsonl
 from .constraints import Relation, check, checker_kwargs
@@ -71,6 +82,16 @@ class PromptScore(BaseModel):
     loose: list[bool] = Field(description="per instruction, loose mode")
 
 
+class DrawnLetter(BaseModel):
+    """A letter argument the reference would replace by a random draw, and the letter we used."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: int | str = Field(description="the row's key")
+    index: int = Field(description="the instruction's position in the row")
+    given: str = Field(description="the letter argument as the file gives it")
+    used: str = Field(description="the letter scored instead (drawn_letter)")
+
+
 class IFEvalResult(BaseModel):
     """The four IFEval accuracies (fractions in [0, 1]), counts, a per-type table and per-prompt rows."""
 
@@ -86,18 +107,64 @@ class IFEvalResult(BaseModel):
     instruction_loose: float
     per_type: dict[str, TypeScore]
     prompts: list[PromptScore]
+    drawn_letters: list[DrawnLetter] = Field(
+        default_factory=list,
+        description="letter arguments the reference draws at random, scored with a seeded draw",
+    )
 
 
-def read_rows(path: Path) -> list[IFEvalRow]:
-    """Read an IFEval input file; a row whose lists differ in length is an error naming its key."""
-    rows = read_jsonl(Path(path), IFEvalRow)
-    for row in rows:
+LETTER_ID = "keywords:letter_frequency"
+
+
+def is_one_letter(value: Any) -> bool:
+    """The reference's test of a letter argument (it draws a random letter when this fails)."""
+    return isinstance(value, str) and len(value) == 1 and "a" <= value.lower() <= "z"
+
+
+def drawn_letter(key: int | str, index: int) -> str:
+    """The reference's draw for a non-letter `letter`, from a generator seeded by row key and
+    instruction position (a string seed hashes the same in every Python process)."""
+    return random.Random(f"ifeval-letter:{key}:{index}").choice(list(string.ascii_letters)).lower()
+
+
+def resolve_letters(row: IFEvalRow) -> tuple[IFEvalRow, list[DrawnLetter]]:
+    """The row with each non-letter string `letter` of letter_frequency replaced by `drawn_letter`."""
+    kwargs, drawn = [], []
+    for i, (iid, kw) in enumerate(zip(row.instruction_id_list, row.kwargs, strict=False)):
+        given = (kw or {}).get("letter")
+        if iid == LETTER_ID and isinstance(given, str) and not is_one_letter(given):
+            used = drawn_letter(row.key, i)
+            drawn.append(DrawnLetter(key=row.key, index=i, given=given, used=used))
+            kw = {**kw, "letter": used}
+        kwargs.append(kw)
+    return row.model_copy(update={"kwargs": kwargs}), drawn
+
+
+def read_rows(path: Path, warn: bool = True) -> list[IFEvalRow]:
+    """Read an IFEval input file as written; its non-letter letters (which `score` and
+    `to_instructions` resolve) are warned about once, unless `warn` is False. A row whose lists
+    differ in length is an error naming its key."""
+    rows, drawn = [], []
+    for row in read_jsonl(Path(path), IFEvalRow):
         if len(row.instruction_id_list) != len(row.kwargs):
             raise UserError(
                 f"{path}: row {row.key} has {len(row.instruction_id_list)} instruction ids "
                 f"but {len(row.kwargs)} kwargs",
                 "give one kwargs object per instruction id",
             )
+        rows.append(row)
+        drawn += resolve_letters(row)[1]
+    if drawn and warn:
+        shown = ", ".join(f"key {d.key}: {d.given!r} -> {d.used!r}" for d in drawn[:5])
+        log.warning(
+            "%s: %d letter_frequency argument(s) are not one letter (%s%s); the reference draws a random "
+            "letter for them, so its score on these rows is not reproducible; here each uses a draw "
+            "seeded by its row key (listed in the results as drawn_letters)",
+            path,
+            len(drawn),
+            shown,
+            ", ..." if len(drawn) > 5 else "",
+        )
     return rows
 
 
@@ -147,6 +214,8 @@ def score(rows: list[IFEvalRow], responses: Mapping[str, str]) -> IFEvalResult:
             f"no response for prompt {missing[0].prompt[:80]!r} (key {missing[0].key}; {len(missing)} missing)",
             "answer every prompt of the input file",
         )
+    resolved = [resolve_letters(r) for r in rows]
+    rows = [r for r, _ in resolved]
     prompts = [score_prompt(r, responses[r.prompt]) for r in rows]
     flat_strict = [x for p in prompts for x in p.strict]
     flat_loose = [x for p in prompts for x in p.loose]
@@ -159,6 +228,7 @@ def score(rows: list[IFEvalRow], responses: Mapping[str, str]) -> IFEvalResult:
         instruction_loose=_fraction(sum(flat_loose), len(flat_loose)),
         per_type=_per_type(prompts),
         prompts=prompts,
+        drawn_letters=[d for _, ds in resolved for d in ds],
     )
 
 
@@ -168,9 +238,10 @@ def score_files(input_path: Path, responses_path: Path) -> IFEvalResult:
 
 def to_instructions(rows: list[IFEvalRow], stage: int = 1, split: Split = "heldout") -> list[Instruction]:
     """IFEval rows as Instruction records (id `ifeval-<key>`); the prompt keeps the constraint wording,
-    so each ConstraintSpec's `text` is empty. Arguments are validated and their None values dropped."""
+    so each ConstraintSpec's `text` is empty. Arguments are validated and their None values dropped;
+    a non-letter letter becomes its `drawn_letter`, so every later check scores the same."""
     out = []
-    for row in rows:
+    for row in (resolve_letters(r)[0] for r in rows):
         specs = [
             ConstraintSpec(id=iid, kwargs=_plain(checker_kwargs(iid, row.kwargs_for(i), row.prompt)), text="")
             for i, iid in enumerate(row.instruction_id_list)

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from transformers import TrainerCallback
 
 from ..errors import StepFailed
-from ..log import log
+from ..log import Cadence, log, plain
 from . import checkpoints
 
 
@@ -21,6 +21,7 @@ class MetricsWriter(TrainerCallback):
 
     def __init__(self, path: Path):
         self.path = path
+        self.cadence: Cadence | None = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -34,6 +35,14 @@ class MetricsWriter(TrainerCallback):
         shown = {k: round(v, 4) for k, v in line.items() if k in ("loss", "eval_loss", "rewards/accuracies")}
         if shown:
             log.debug("step %d %s", state.global_step, shown)
+        # Without a terminal there is no trainer bar: these lines are the progress.
+        if shown and plain() and self._cadence(state.max_steps).due(state.global_step):
+            log.info("training step %d/%d %s", state.global_step, state.max_steps, shown)
+
+    def _cadence(self, total: int) -> Cadence:
+        if self.cadence is None:
+            self.cadence = Cadence(total)
+        return self.cadence
 
 
 class CheckpointSealer(TrainerCallback):

@@ -66,7 +66,9 @@ class _Common(BaseModel):
         2, ge=1, description="newest checkpoints kept by step number (plus the best)"
     )
     seed: int = Field(0, description="seed for LoRA init, data order and dropout")
-    logging_steps: int = Field(5, ge=1, description="optimizer steps between metric lines")
+    logging_steps: int = Field(
+        1, ge=1, description="optimizer steps between metric lines (each one a point of the training curves)"
+    )
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     bf16: bool | None = Field(
         None, description="bf16 autocast; None means on when CUDA supports it, off on CPU"

@@ -22,7 +22,7 @@ import torch
 from ..errors import UserError
 from ..fsguard import disk_errors, remove_tree
 from ..kernels import liger_kernels
-from ..log import log
+from ..log import log, plain
 from ..runner import model_identity, signed
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
@@ -135,7 +135,7 @@ def trl_kwargs(cfg, out_dir: Path) -> dict:
         "fp16": False,
         "use_cpu": not torch.cuda.is_available(),
         "report_to": cfg.report_to,
-        "disable_tqdm": quiet(),
+        "disable_tqdm": quiet() or plain(),  # without a terminal, MetricsWriter logs each step instead
         "dataloader_num_workers": 0,
         "ddp_find_unused_parameters": False,  # every LoRA weight is used in every forward
         "use_liger_kernel": liger_kernels(cfg),
