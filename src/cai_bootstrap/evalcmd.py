@@ -15,7 +15,13 @@ from pathlib import Path
 
 from .errors import UserError
 from .log import log
-from .preflight import check_ifeval_file, check_responses_file
+from .preflight import (
+    check_cache_dir,
+    check_ifeval_file,
+    check_path_arg,
+    check_responses_file,
+    probe_writable,
+)
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_FOLDER = Path("eval-results")
@@ -70,6 +76,9 @@ def check_eval_args(
     for name, value in (("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
         if value < 1:
             raise UserError(f"{name} {value} must be at least 1", f"give e.g. {name} 8")
+    for what, path in (("--ifeval", ifeval), ("--responses", responses), ("--out", output)):
+        check_path_arg(path, what)
+    check_cache_dir()
     check_ifeval_file(ifeval, "--ifeval")
     if responses is not None:
         check_responses_file(responses, "--responses")
@@ -79,6 +88,8 @@ def check_eval_args(
         check_reference(model, "--model")
     results = output or DEFAULT_FOLDER / f"{ifeval.stem}.{_tag(model, responses)}.results.json"
     _check_out(results)
+    if why := probe_writable(results.parent):  # /proc, a read-only mount: refuse before scoring
+        raise UserError(f"--out {results} cannot be written ({why})", "give --out a folder you can write")
     answers = None
     if model is not None:
         stem = results.name.removesuffix(".json").removesuffix(".results")

@@ -15,6 +15,7 @@ runs made before paths were saved absolute) from the directory that run started 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from .config import Recipe, load_recipe
 from .errors import UserError
+from .inputcheck import path_problem
 
 RUN_MARKER = "config.resolved.yaml"
 
@@ -63,7 +65,8 @@ def parse_stages(text: str | None) -> list[int] | None:
             a, b = (int(x) for x in text.split("-", 1))
             if a > b:
                 raise UserError(f"--stages {text} runs backwards ({a} > {b})", f"write --stages {b}-{a}")
-            numbers = list(range(a, b + 1))
+            # Bounds first: range(1, 99999999 + 1) as a list takes seconds and gigabytes.
+            numbers = list(range(a, b + 1)) if 1 <= a and b <= 6 else [a if a < 1 else b]
         else:
             numbers = [int(x) for x in text.split(",")]
     except ValueError as e:
@@ -132,6 +135,7 @@ def check_ifeval_file(path: Path, what: str) -> int:
                 f"{where}: {len(row.instruction_id_list)} instruction ids but {len(row.kwargs)} kwargs",
                 "give one kwargs object per instruction id",
             )
+        _check_finite_kwargs(row.kwargs, where)
         for i, tid in enumerate(row.instruction_id_list):
             try:
                 checker_kwargs(tid, row.kwargs_for(i), row.prompt)
@@ -141,6 +145,17 @@ def check_ifeval_file(path: Path, what: str) -> int:
     if not rows:
         raise UserError(f"{what} {path} has no prompts", "pass a non-empty IFEval-format JSONL file")
     return rows
+
+
+def _check_finite_kwargs(kwargs, where: str) -> None:
+    """JSON's Infinity and NaN parse as floats; a checker given one fails converting it to a count."""
+    for i, args in enumerate(kwargs):
+        for name, value in (args or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(
+                    f"{where}: kwargs[{i}].{name} = {value} is not a finite number",
+                    "give a whole number (IFEval counts words, sentences, paragraphs)",
+                )
 
 
 def check_responses_file(path: Path, what: str) -> None:
@@ -264,6 +279,45 @@ def check_engine_extras(recipe: Recipe) -> None:
                 )
 
 
+# ---- paths given on the command line or in the environment ----
+
+
+def check_path_arg(path: Path | None, what: str) -> None:
+    """A path option that cannot name a file at all (NUL byte, over-long name, unknown ~user)."""
+    if path is not None and (why := path_problem(path)):
+        raise UserError(f"{what} {str(path)[:80]!r} {why}", f"give a shorter, plain path for {what}")
+
+
+def probe_writable(folder: Path) -> str:
+    """'' when a file can be created in `folder` (or the nearest folder above it that exists)."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    try:
+        Path(tempfile.mkdtemp(prefix=".cai-write-check-", dir=existing)).rmdir()
+    except OSError as e:
+        return f"{existing}: {e.strerror}"
+    return ""
+
+
+def check_cache_dir() -> None:
+    """$CAI_BOOTSTRAP_CACHE, when set, names a folder we can write (models are converted into it)."""
+    raw = os.environ.get("CAI_BOOTSTRAP_CACHE")
+    if raw is None:
+        return
+    fix = "set CAI_BOOTSTRAP_CACHE to a folder you can write, or unset it"
+    why = "is empty" if not raw.strip() else path_problem(raw)
+    if why:
+        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw[:80]} {why}", fix)
+    folder = Path(raw).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw} is a file, not a folder", fix)
+    if why := probe_writable(folder):
+        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw} cannot be written ({why})", fix)
+
+
 # ---- the run folder ----
 
 
@@ -361,6 +415,9 @@ def plan_run(
     default_recipe: Path,
 ) -> RunPlan:
     """Check everything `run` needs, in the order a user would fix it; nothing is written."""
+    check_path_arg(recipe_path, "--recipe")
+    check_path_arg(resume, "--resume")
+    check_cache_dir()
     if resume is not None:
         if recipe_path is not None:
             raise UserError(

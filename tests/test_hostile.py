@@ -1,0 +1,99 @@
+"""Hostile input (issue 22) below the command line: YAML duplicate keys, the recipe-wide value rules,
+IFEval patterns matched in bounded time, Jinja syntax in a constitution rendered as text."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cai_bootstrap import yamlkeys
+from cai_bootstrap.cli import app
+from cai_bootstrap.config import Recipe
+from cai_bootstrap.errors import UserError
+from cai_bootstrap.inputcheck import BadValue, check_values, path_problem
+from cai_bootstrap.tasks.constraints import Relation, bounded, content
+
+
+def test_duplicate_keys_refused_anywhere_merge_keys_allowed():
+    with pytest.raises(yamlkeys.DuplicateKey, match="'k' is given twice"):
+        yamlkeys.load("a:\n  b: [{k: 1, k: 2}]\n")
+    assert yamlkeys.load("d: &x {e: 1, f: 2}\ng: {<<: *x, e: 3}\n")["g"] == {"e": 3, "f": 2}
+    with pytest.raises(yamlkeys.yaml.constructor.ConstructorError):
+        yamlkeys.load("!!python/object/apply:os.system ['true']")  # a safe loader builds no objects
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "rule"),
+    [
+        ("responses", "temperature", float("inf"), "finite"),
+        ("sft", "learning_rate", float("nan"), "finite"),
+        ("sft", "seed", 2**32, "seed"),
+        ("judge", "seed", -1, "seed"),
+    ],
+)
+def test_values_walk_every_settings_model(section, key, value, rule):
+    recipe = Recipe()
+    setattr(getattr(recipe.stages[0], section), key, value)  # no validate_assignment: as if validated
+    with pytest.raises(BadValue) as e:
+        check_values(recipe)
+    assert e.value.loc == ("stages", 0, section, key) and rule in e.value.rule
+
+
+def test_defaults_and_packaged_recipes_pass():
+    check_values(Recipe())
+    for path in (Path(__file__).parents[1] / "src/cai_bootstrap/recipes").glob("*.yaml"):
+        check_values(Recipe.model_validate(yamlkeys.load(path.read_text())))
+
+
+def test_path_problems():
+    assert path_problem("runs/x") == "" and path_problem("~/x") == ""
+    assert "NUL" in path_problem("a\x00b")
+    assert "300 bytes" in path_problem("a/" + "é" * 150)
+    assert "no user's home" in path_problem("~no-such-user-cai/x")
+
+
+def test_catastrophic_keyword_stops_in_bounded_time(monkeypatch):
+    """`(a|a)+$` against 30 a's and a '!' backtracks for hours under `re`; here it stops with one
+    line naming the pattern, within a few times the limit (regex checks its clock now and then)."""
+    monkeypatch.setattr(bounded, "TIME_LIMIT_S", 0.2)
+    start = time.monotonic()
+    with pytest.raises(UserError, match=r"regular expression '\(a\|a\)\+\$' took over 0.2 s"):
+        content.keyword_existence("a" * 30 + "!", keywords=["(a|a)+$"])
+    assert time.monotonic() - start < 30
+    assert content.keyword_frequency(
+        "Cat, cat, catalog.", keyword="cat", frequency=3, relation=Relation("at least")
+    )
+
+
+def test_catastrophic_keyword_in_eval_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(bounded, "TIME_LIMIT_S", 0.2)
+    row = {"key": 1, "prompt": "p", "instruction_id_list": ["keywords:existence"]}
+    (tmp_path / "i.jsonl").write_text(json.dumps({**row, "kwargs": [{"keywords": ["(a|a)+$"]}]}) + "\n")
+    (tmp_path / "r.jsonl").write_text(json.dumps({"prompt": "p", "response": "a" * 30 + "!"}) + "\n")
+    argv = ["eval", "--ifeval", str(tmp_path / "i.jsonl"), "--responses", str(tmp_path / "r.jsonl")]
+    res = CliRunner().invoke(app, [*argv, "--out", str(tmp_path / "out.json")])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().count("\n") == 0 and "catastrophic backtracking" in res.output
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_jinja_syntax_in_a_constitution_is_text():
+    """A principle's text goes into the prompt as a value: Jinja never reads it as a template, so
+    `{{ 7 * 7 }}` or a `{% for %}` loop stay as written and nothing in a constitution executes."""
+    from cai_bootstrap.constitution import load_constitution
+    from cai_bootstrap.records import ConstraintSpec, Instruction
+    from cai_bootstrap.steps.critique import critique_prompt
+
+    hostile = "Check {{ 7 * 7 }} {% for x in range(10**9) %}x{% endfor %} {{ cycler.__init__ }}"
+    con = load_constitution(None)
+    principle = con.principles[0].model_copy(update={"critique_request": hostile})
+    spec = ConstraintSpec(id="punctuation:no_comma", text="Do not use any commas.")
+    inst = Instruction(
+        id="i", stage=1, split="train", prompt="Say hi.", task="Say hi.", task_kind="explain",
+        topic="t", constraints=[spec],
+    )  # fmt: skip
+    assert hostile in critique_prompt(con, principle, inst, "{{ 6 * 6 }}", shots=0)
