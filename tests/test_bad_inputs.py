@@ -344,6 +344,11 @@ ROWS: list[tuple[str, str, str]] = [
         "eval --ifeval {ife_ok} --responses {answers} --out {afile}/r.json",
         "which is a file",
     ),
+    (
+        "openai-key-env-hostile",
+        "run --set model.engine=openai --set model.openai.api_key_env=AWS_SECRET_ACCESS_KEY",
+        "--allow-key-env AWS_SECRET_ACCESS_KEY",
+    ),
     # -- hostile values (issue 22): numbers that are not finite, seeds and timeouts out of range,
     # names and paths no file system takes, duplicate YAML keys, mistyped constitution fields
     ("recipe-duplicate-key", "run --recipe {dup_keys}", "the key 'run' is given twice at line 3"),

@@ -97,3 +97,29 @@ def test_jinja_syntax_in_a_constitution_is_text():
         topic="t", constraints=[spec],
     )  # fmt: skip
     assert hostile in critique_prompt(con, principle, inst, "{{ 6 * 6 }}", shots=0)
+
+
+def test_a_hostile_key_variable_is_refused_and_no_key_reaches_a_file(tiny_model_dir, tmp_path, monkeypatch):
+    """A recipe naming a cloud secret as the key is refused (preflight and engine); an allowed key
+    goes as the Bearer token and appears in no file the engine writes (its request cache)."""
+    from cai_bootstrap.engines import Sampling, keyenv
+    from cai_bootstrap.engines.hf import HFEngine
+    from cai_bootstrap.engines.openai import OpenAIEngine, OpenAISettings
+    from fake_openai import FakeOpenAI
+    from tiny import tiny_canary
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret-123")
+    monkeypatch.setenv("MY_SERVER_API_KEY", "server-key-456")
+    hf = HFEngine.from_path(tiny_model_dir, batch_size=4, canary=tiny_canary())
+    with FakeOpenAI(hf) as server:
+        hostile = OpenAISettings(base_url=server.url, api_key_env="AWS_SECRET_ACCESS_KEY")
+        with pytest.raises(UserError, match="--allow-key-env AWS_SECRET_ACCESS_KEY"):
+            OpenAIEngine(hostile, hf.tok, tmp_path)
+        assert server.requests == 0  # refused before the first request
+        fine = OpenAISettings(base_url=server.url, api_key_env="MY_SERVER_API_KEY")
+        OpenAIEngine(fine, hf.tok, tmp_path).generate(["The sea"], Sampling(n=1, max_new_tokens=3))
+    assert "host 127.0.0.1 with the key in $MY_SERVER_API_KEY" in keyenv.destination(
+        server.url, fine.api_key_env
+    )
+    written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and not any(b"server-key-456" in w or b"cloud-secret-123" in w for w in written)

@@ -80,14 +80,23 @@ def run(
     ] = None,
     force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
+    allow_key_env: Annotated[
+        list[str] | None,
+        typer.Option(help="let model.openai.api_key_env name this variable (not ending _API_KEY/_TOKEN)"),
+    ] = None,
 ):
     """Run the recipe's stages: data, pairs, SFT, DPO, held-out evaluation, gate, report."""
+    from .engines import keyenv
     from .preflight import plan_run
 
     logging_.setup(quiet)
+    keyenv.allow(allow_key_env or [])
     # Everything is checked before torch is imported or the run folder is touched: a refused run
     # leaves an existing run as it was, and a bad recipe is reported at once.
     plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART)
+    if plan.recipe.model.engine == "openai":  # where a key may go, before anything is sent
+        o = plan.recipe.model.openai
+        out.print(keyenv.destination(o.base_url, o.api_key_env), soft_wrap=True, markup=False)
     from .pipeline import run as run_pipeline
 
     try:

@@ -433,6 +433,10 @@ def plan_run(
     check_names(recipe, constitution)
     check_models(recipe)
     check_engine_extras(recipe)
+    if recipe.model.engine == "openai":
+        from .engines import keyenv
+
+        keyenv.check(recipe.model.openai.api_key_env)
     check_run_folder(recipe.run_dir())
     check_previous_stage(recipe, chosen)
     return RunPlan(recipe, chosen)
