@@ -78,6 +78,10 @@ def run(
     resume: Annotated[
         Path | None, typer.Option(help="continue RUN_DIR (exactly that folder) with its saved config")
     ] = None,
+    resume_with: Annotated[
+        Path | None,
+        typer.Option(help="with --resume: rebuild the folder's lost config.resolved.yaml from this recipe"),
+    ] = None,
     force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
     allow_key_env: Annotated[
@@ -93,7 +97,7 @@ def run(
     keyenv.allow(allow_key_env or [])
     # Everything is checked before torch is imported or the run folder is touched: a refused run
     # leaves an existing run as it was, and a bad recipe is reported at once.
-    plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART)
+    plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART, resume_with)
     if plan.recipe.model.engine == "openai":  # where a key may go, before anything is sent
         o = plan.recipe.model.openai
         out.print(keyenv.destination(o.base_url, o.api_key_env), soft_wrap=True, markup=False)
@@ -250,16 +254,23 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
 
 @app.command()
 @_errors
-def status(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")]):
-    """Each stage and step with its state, counts and time."""
+def status(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")],
+    clean: Annotated[
+        bool, typer.Option(help="remove the temporary files and partial models of interrupted writes")
+    ] = False,
+):
+    """Each stage and step with its state, counts and time; leftovers of interrupted writes."""
     from .preflight import require_run_folder
-    from .statuscmd import step_rows
+    from .statuscmd import leftover_line, step_rows
 
+    folder = require_run_folder(run_dir, "cai-bootstrap status")
     table = Table("step", "state", "counts", "seconds")
-    for row in step_rows(require_run_folder(run_dir, "cai-bootstrap status")):
+    for row in step_rows(folder):
         state = f"{row['state']}: {row['why']}" if row["state"] in ("damaged", "stale") else row["state"]
         table.add_row(row["step"], state, json.dumps(row["counts"]), str(row["seconds"]))
     out.print(table)
+    out.print(leftover_line(folder, clean), soft_wrap=True, markup=False, highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -45,11 +45,26 @@ def require_run_folder(path: Path, command: str) -> Path:
     if not path.is_dir():
         raise UserError(f"{path} is a file, not a run folder", f"pass the run's folder: {command} runs/NAME")
     if not is_run_folder(path):
+        if lost_its_config(path):
+            raise _lost_config(path)
         raise UserError(
             f"{path} is not a run folder (it has no {RUN_MARKER})",
             f"pass a folder that cai-bootstrap run wrote: {command} runs/NAME",
         )
     return path.resolve()
+
+
+def lost_its_config(path: Path) -> bool:
+    """A folder that holds a run's steps (stageN/ with a manifest or stage.json) but no RUN_MARKER."""
+    return Path(path).is_dir() and not is_run_folder(path) and any(Path(path).glob("stage[0-9]*/**/*.json"))
+
+
+def _lost_config(path: Path) -> UserError:
+    return UserError(
+        f"{path} holds a run's steps but has lost its {RUN_MARKER}",
+        f"rebuild it from the recipe the run was made with: cai-bootstrap run --resume {path} "
+        "--resume-with RECIPE (steps made from the same settings stay done)",
+    )
 
 
 # ---- stage selection ----
@@ -321,7 +336,7 @@ def check_cache_dir() -> None:
 # ---- the run folder ----
 
 
-def check_run_folder(run_dir: Path) -> None:
+def check_run_folder(run_dir: Path, rebuilding: bool = False) -> None:
     """The run folder can be created and written, is not another program's folder, and no other run
     is writing it. Nothing is left behind: writability is probed with a temporary folder."""
     if run_dir.exists() and not run_dir.is_dir():
@@ -341,7 +356,9 @@ def check_run_folder(run_dir: Path) -> None:
             f"cannot write the run folder {run_dir} ({existing}: {e.strerror})",
             "choose a folder you can write: --set run.run_dir=PATH",
         ) from e
-    if run_dir.is_dir() and not is_run_folder(run_dir):
+    if run_dir.is_dir() and not is_run_folder(run_dir) and not rebuilding:
+        if lost_its_config(run_dir):
+            raise _lost_config(run_dir)
         others = [p.name for p in run_dir.iterdir() if p.name != ".lock"]
         if others:
             raise UserError(
@@ -354,7 +371,10 @@ def check_run_folder(run_dir: Path) -> None:
 def _check_not_locked(run_dir: Path) -> None:
     import fcntl
 
+    from .store import check_lock_path
+
     lock = run_dir / ".lock"
+    check_lock_path(lock)
     if not lock.is_file():
         return
     fd = os.open(lock, os.O_RDONLY)
@@ -406,6 +426,25 @@ def _resume_base(run_dir: Path, saved: Recipe) -> Path:
     return Path(*run_dir.parts[: -len(rel.parts)])
 
 
+def _rebuild_plan(resume: Path | None, recipe_path: Path | None, resume_with: Path, overrides) -> Recipe:
+    """`--resume DIR --resume-with RECIPE`: DIR lost its config.resolved.yaml; RECIPE stands in for it
+    (the run writes it again before any step; a step whose settings differ from RECIPE's is stale)."""
+    if resume is None or recipe_path is not None:
+        raise UserError(
+            "--resume-with RECIPE rebuilds the config of the folder given by --resume (and no --recipe)",
+            "write: cai-bootstrap run --resume RUN_DIR --resume-with RECIPE",
+        )
+    if is_run_folder(resume):
+        raise UserError(
+            f"{resume} still has its {RUN_MARKER}; --resume-with is only for a folder that lost it",
+            f"continue it with: cai-bootstrap run --resume {resume}",
+        )
+    if not lost_its_config(resume):
+        raise UserError(f"{resume} holds no run's steps", "give --resume the folder of an earlier run")
+    run_dir = Path(resume).resolve()
+    return load_recipe(resume_with, overrides).with_paths_from(Path.cwd(), run_dir=run_dir)
+
+
 def plan_run(
     recipe_path: Path | None,
     overrides: list[str],
@@ -413,12 +452,15 @@ def plan_run(
     from_stage: int | None,
     resume: Path | None,
     default_recipe: Path,
+    resume_with: Path | None = None,
 ) -> RunPlan:
     """Check everything `run` needs, in the order a user would fix it; nothing is written."""
-    check_path_arg(recipe_path, "--recipe")
-    check_path_arg(resume, "--resume")
+    for what, path in (("--recipe", recipe_path), ("--resume", resume), ("--resume-with", resume_with)):
+        check_path_arg(path, what)
     check_cache_dir()
-    if resume is not None:
+    if resume_with is not None:
+        recipe = _rebuild_plan(resume, recipe_path, resume_with, overrides)
+    elif resume is not None:
         if recipe_path is not None:
             raise UserError(
                 "--resume uses the run's saved config; --recipe cannot be given too", "drop one of them"
@@ -437,6 +479,6 @@ def plan_run(
         from .engines import keyenv
 
         keyenv.check(recipe.model.openai.api_key_env)
-    check_run_folder(recipe.run_dir())
+    check_run_folder(recipe.run_dir(), rebuilding=resume_with is not None)
     check_previous_stage(recipe, chosen)
     return RunPlan(recipe, chosen)
