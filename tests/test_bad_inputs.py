@@ -375,6 +375,16 @@ ROWS: list[tuple[str, str, str]] = [
     ("ifeval-files-kwargs-inf", "run --set stages.0.eval.ifeval_files=[{ife_inf}]", "= inf is not a finite"),
     ("eval-ifeval-kwargs-inf", "eval --ifeval {ife_inf} --responses {answers}", "= inf is not a finite"),
     ("eval-ifeval-kwargs-nan", "eval --ifeval {ife_nan} --responses {answers}", "= nan is not a finite"),
+    ("model-config-empty", "run --set model.generator={m_empty_config}", "config.json is empty"),
+    ("model-config-bad-json", "run --set model.generator={m_bad_config}", "config.json is not valid JSON"),
+    ("model-config-list", "run --set model.generator={m_list_config}", "is not a JSON object"),
+    ("model-config-no-type", "run --set model.generator={m_no_type}", "names no model_type"),
+    ("model-remote-code", "run --set model.generator={m_remote}", "needs trust_remote_code"),
+    ("model-pickle-legacy", "run --set model.generator={m_pickle}", "weights as pickles (pytorch_model.bin)"),
+    ("model-pickle-zip", "run --set model.generator={m_zip}", "weights as pickles (model.pt)"),
+    ("model-truncated-safetensors", "run --set model.generator={m_cut}", "header describes"),
+    ("model-safetensors-garbage", "run --set model.generator={m_garbage}", "header length past the end"),
+    ("eval-model-pickle", "eval --ifeval {ife_ok} --model {m_pickle}", "--model: "),
     (
         "eval-out-too-long",
         "eval --ifeval {ife_ok} --responses {answers} --out " + "x" * 300 + "/r.json",
@@ -411,6 +421,7 @@ SUBPROCESS_ROWS = [
     "recipe-duplicate-key",
     "timeout-huge",
     "eval-ifeval-kwargs-inf",
+    "model-pickle-legacy",
 ]
 
 
@@ -433,8 +444,32 @@ def _fake_model(path: Path) -> str:
     """A folder that passes the model-reference check (config.json present); no weights are read
     before the checks these rows fail, so the table does not depend on the embedded packages."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text("{}")
+    (path / "config.json").write_text('{"model_type": "llama"}')
     return str(path)
+
+
+def _bad_models(d: Path) -> dict[str, str]:
+    """Model folders that must be refused from their files alone (config, code, weight formats)."""
+    llama = '{"model_type": "llama"}'
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    whole = len(header).to_bytes(8, "little") + header + b"\0" * 16
+    folders = {
+        "m_empty_config": {"config.json": ""},
+        "m_bad_config": {"config.json": '{"model_type": '},
+        "m_list_config": {"config.json": "[1]"},
+        "m_no_type": {"config.json": "{}"},
+        "m_remote": {"config.json": '{"model_type": "mine", "auto_map": {"AutoModel": "m.M"}}'},
+        "m_pickle": {"config.json": llama, "pytorch_model.bin": b"\x80\x02}q\x00."},
+        "m_zip": {"config.json": llama, "model.pt": b"PK\x03\x04 zip of pickles"},
+        "m_cut": {"config.json": llama, "model.safetensors": whole[:-5]},
+        "m_garbage": {"config.json": llama, "model.safetensors": b"\xff" * 64},
+    }
+    for name, files in folders.items():
+        (d / name).mkdir()
+        for file, data in files.items():
+            target = d / name / file
+            target.write_bytes(data) if isinstance(data, bytes) else target.write_text(data)
+    return {name: str(d / name) for name in folders}
 
 
 def _run_folder(path: Path) -> str:
@@ -505,6 +540,7 @@ def world(tmp_path_factory):
         "con_dup_key": str(d / "con_dup_key.yaml"),
         "ife_inf": str(d / "inf.jsonl"),
         "ife_nan": str(d / "nan.jsonl"),
+        **_bad_models(d),
         "run": _run_folder(d / "run"),
         "locked_run": _run_folder(d / "locked_run"),
         "damaged_run": _run_folder(d / "damaged_run"),

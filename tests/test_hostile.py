@@ -123,3 +123,19 @@ def test_a_hostile_key_variable_is_refused_and_no_key_reaches_a_file(tiny_model_
     )
     written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
     assert written and not any(b"server-key-456" in w or b"cloud-secret-123" in w for w in written)
+
+
+def test_real_model_folders_pass_the_file_checks(tiny_model_dir, tmp_path):
+    """The tiny model (save_pretrained) and a safetensors file written by the safetensors package pass;
+    the same file cut by one byte does not."""
+    import torch
+    from safetensors.torch import save_file
+
+    from cai_bootstrap.modelcheck import check_folder, safetensors_problem
+
+    check_folder(Path(tiny_model_dir), "model.generator")
+    save_file({"a": torch.zeros(3, 5), "b": torch.ones(7)}, tmp_path / "w.safetensors")
+    assert safetensors_problem(tmp_path / "w.safetensors") == ""
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "w.safetensors").write_bytes(data[:-1])
+    assert "cut short" in safetensors_problem(tmp_path / "w.safetensors")

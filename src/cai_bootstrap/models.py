@@ -189,6 +189,9 @@ def check_reference(ref: str, field: str) -> None:
             raise UserError(
                 f"{field}: model folder {path} has no config.json", "point at a saved transformers model"
             )
+        from .modelcheck import check_folder
+
+        check_folder(path, field)
         return
     if ref.startswith((".", "/", "~")) or not _HUB_ID.match(ref):
         raise UserError(
@@ -233,7 +236,10 @@ def load(path: Path, dtype: str = "float32", device: str = "cpu", canary: Canary
 
     tok = AutoTokenizer.from_pretrained(path)
     # device_map puts the weights straight on the device (a 7B model never sits in host memory first).
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), device_map=device)
+    # use_safetensors: never a pickle (modelcheck.py refuses them up front; this holds for every folder).
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=torch_dtype(dtype), device_map=device, use_safetensors=True
+    )
     model.eval()
     measured = check_canary(model, tok, canary or CanarySettings(), embedded_name(path), str(path))
     log.info("canary passed for %s %s", path, measured)
