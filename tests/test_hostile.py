@@ -139,3 +139,45 @@ def test_real_model_folders_pass_the_file_checks(tiny_model_dir, tmp_path):
     data = (tmp_path / "w.safetensors").read_bytes()
     (tmp_path / "w.safetensors").write_bytes(data[:-1])
     assert "cut short" in safetensors_problem(tmp_path / "w.safetensors")
+
+
+def test_an_unexpected_error_in_a_step_is_one_line_naming_it_and_its_log(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from cai_bootstrap import crash
+    from cai_bootstrap.errors import StepFailed
+    from cai_bootstrap.runner import StepSpec, run_step
+
+    def broken(ctx, st, inputs, models):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(crash, "run_dir", tmp_path)
+    ctx = SimpleNamespace(
+        stage_dir=tmp_path / "stage1", round=1, run_dir=tmp_path, force=False, remade=set(), cfg=None,
+        recipe=Recipe(),
+    )  # fmt: skip
+    with pytest.raises(StepFailed) as e:
+        run_step(StepSpec("broken", broken), ctx, {}, {}, {})
+    line = e.value.one_line()
+    assert "step stage1/round1/broken failed unexpectedly (KeyError: 'surprise')" in line
+    log_file = Path(line.split("the traceback is in ")[1].split(";")[0])
+    assert log_file.parent == tmp_path / "logs" and "Traceback" in log_file.read_text()
+    assert "raise KeyError" in log_file.read_text()
+
+
+def test_an_unexpected_error_in_a_command_is_one_line(tmp_path, monkeypatch):
+    import cai_bootstrap.pipeline
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a library's surprise\nover two lines")
+
+    monkeypatch.setattr(cai_bootstrap.pipeline, "run", boom)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["run", "--set", f"model.generator={model}", "--set", f"run.run_dir={run}"])
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert res.exit_code == 1 and len(lines) == 1 and "Traceback" not in res.output, res.output
+    assert lines[0].startswith("error: cai-bootstrap run failed unexpectedly (RuntimeError: a library's")
+    assert f"the traceback is in {run}/logs/crash-" in lines[0]

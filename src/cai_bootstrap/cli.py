@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from . import crash
 from . import log as logging_
 from .errors import CaiError
 
@@ -60,6 +61,16 @@ def _errors(fn):
         except CaiError as e:
             logging_.console.print(e.one_line(), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from e
+        except (typer.Exit, _ClickException, SystemExit):
+            raise
+        except Exception as e:  # never a bare traceback: one line, the traceback in a log file
+            from .crash import one_line, write_traceback
+
+            log_file = write_traceback(e, f"cai-bootstrap {fn.__name__.rstrip('_')}")
+            line = f"error: cai-bootstrap {fn.__name__.rstrip('_')} failed unexpectedly ({one_line(e)})"
+            line += f" -> the traceback is in {log_file}; please report it with that file"
+            logging_.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from e
 
     return wrapper
 
@@ -98,6 +109,7 @@ def run(
     # Everything is checked before torch is imported or the run folder is touched: a refused run
     # leaves an existing run as it was, and a bad recipe is reported at once.
     plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART, resume_with)
+    crash.run_dir = plan.recipe.run_dir()  # unexpected errors log their traceback under it
     if plan.recipe.model.engine == "openai":  # where a key may go, before anything is sent
         o = plan.recipe.model.openai
         out.print(keyenv.destination(o.base_url, o.api_key_env), soft_wrap=True, markup=False)
