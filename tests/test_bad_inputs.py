@@ -384,6 +384,18 @@ ROWS: list[tuple[str, str, str]] = [
     ("model-pickle-zip", "run --set model.generator={m_zip}", "weights as pickles (model.pt)"),
     ("model-truncated-safetensors", "run --set model.generator={m_cut}", "header describes"),
     ("model-safetensors-garbage", "run --set model.generator={m_garbage}", "header length past the end"),
+    ("lora-targets-empty-name", "run --set stages.0.lora.target_modules=['']", "no name may be empty"),
+    ("lora-targets-empty-list", "run --set stages.0.lora.target_modules=[]", "at least one module"),
+    (
+        "lora-targets-no-such-module",
+        "run --set model.generator={m_weights} --set stages.0.lora.target_modules=[q_proj]",
+        "'q_proj' names no module of",
+    ),
+    (
+        "lora-targets-regex-matches-nothing",
+        "run --set model.generator={m_weights} --set stages.0.lora.target_modules=attn",
+        "'attn' names no module",
+    ),
     ("eval-model-pickle", "eval --ifeval {ife_ok} --model {m_pickle}", "--model: "),
     (
         "eval-out-too-long",
@@ -448,11 +460,16 @@ def _fake_model(path: Path) -> str:
     return str(path)
 
 
+def _safetensors(module: str) -> bytes:
+    """A valid safetensors file holding one 4-float tensor, `module`.weight."""
+    header = json.dumps({f"{module}.weight": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})
+    return len(header.encode()).to_bytes(8, "little") + header.encode() + b"\0" * 16
+
+
 def _bad_models(d: Path) -> dict[str, str]:
     """Model folders that must be refused from their files alone (config, code, weight formats)."""
     llama = '{"model_type": "llama"}'
-    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
-    whole = len(header).to_bytes(8, "little") + header + b"\0" * 16
+    whole = _safetensors("w")
     folders = {
         "m_empty_config": {"config.json": ""},
         "m_bad_config": {"config.json": '{"model_type": '},
@@ -463,6 +480,7 @@ def _bad_models(d: Path) -> dict[str, str]:
         "m_zip": {"config.json": llama, "model.pt": b"PK\x03\x04 zip of pickles"},
         "m_cut": {"config.json": llama, "model.safetensors": whole[:-5]},
         "m_garbage": {"config.json": llama, "model.safetensors": b"\xff" * 64},
+        "m_weights": {"config.json": llama, "model.safetensors": _safetensors("model.layers.0.mlp.up_proj")},
     }
     for name, files in folders.items():
         (d / name).mkdir()

@@ -181,3 +181,13 @@ def test_an_unexpected_error_in_a_command_is_one_line(tmp_path, monkeypatch):
     assert res.exit_code == 1 and len(lines) == 1 and "Traceback" not in res.output, res.output
     assert lines[0].startswith("error: cai-bootstrap run failed unexpectedly (RuntimeError: a library's")
     assert f"the traceback is in {run}/logs/crash-" in lines[0]
+
+
+def test_target_modules_are_checked_against_the_tiny_models_weights(tiny_model_dir):
+    from cai_bootstrap.modelcheck import module_names, unmatched_target
+
+    modules = module_names(Path(tiny_model_dir))
+    assert unmatched_target(["q_proj", "v_proj"], modules) is None
+    assert unmatched_target("all-linear", modules) is None
+    assert unmatched_target(r".*\.(q|k)_proj", modules) is None
+    assert unmatched_target(["q_proj", "qproj"], modules) == "qproj"

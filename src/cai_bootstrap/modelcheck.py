@@ -83,3 +83,38 @@ def check_folder(folder: Path, field: str) -> None:
     for path in weights:
         if why := safetensors_problem(path):
             raise UserError(f"{field}: {path} {why}", "copy or download the model again")
+
+
+def _header(path: Path) -> dict:
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n))
+
+
+def module_names(folder: Path) -> set[str] | None:
+    """The names of the modules that hold weights ('model.layers.0.self_attn.q_proj'), from the
+    safetensors headers alone; None when the folder has no readable safetensors weights."""
+    names: set[str] = set()
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        if safetensors_problem(path):
+            return None
+        for key in _header(path):
+            if key != "__metadata__":
+                names.add(key.rsplit(".", 1)[0])
+    return names or None
+
+
+def unmatched_target(target: str | list[str], modules: set[str]) -> str | None:
+    """The first `lora.target_modules` entry that matches no module, by PEFT's rule (a list entry
+    matches a module named exactly so or ending in '.entry'; a string other than 'all-linear' is a
+    regular expression matched against whole names); None when every entry matches one."""
+    import re
+
+    if target == "all-linear":
+        return None
+    if isinstance(target, str):
+        return None if any(re.fullmatch(target, m) for m in modules) else target
+    for entry in target:
+        if not any(m == entry or m.endswith("." + entry) for m in modules):
+            return entry
+    return None

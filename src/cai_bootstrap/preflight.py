@@ -265,6 +265,27 @@ def check_models(recipe: Recipe) -> None:
             check_reference(st.judge.reward_model, f"stages.{i}.judge.reward_model")
 
 
+def check_target_modules(recipe: Recipe) -> None:
+    """Every stage's lora.target_modules names modules the generator has (read from its weight files'
+    headers), so a typo stops the run now rather than when training starts, after the baseline.
+    A hub model, or an embedded one not yet converted, is checked when training loads it."""
+    from .modelcheck import module_names, unmatched_target
+    from .models import cache_dir
+
+    ref = recipe.model.generator
+    folder = cache_dir() / ref.removeprefix("embedded:") / "hf" if ref.startswith("embedded:") else Path(ref)
+    modules = module_names(folder) if folder.is_dir() else None
+    if modules is None:
+        return
+    for i, st in enumerate(recipe.stages):
+        if (bad := unmatched_target(st.lora.target_modules, modules)) is not None:
+            shown = sorted({m.rsplit(".", 1)[-1] for m in modules if not m.rsplit(".", 1)[-1].isdigit()})[:12]
+            raise UserError(
+                f"stages.{i}.lora.target_modules: {bad!r} names no module of {ref}",
+                f"use 'all-linear' or names such as: {', '.join(shown)}",
+            )
+
+
 # The optional extras each setting needs: (module to find, extra to install).
 EXTRAS = {
     "openai": [("openai", "openai")],
@@ -474,6 +495,7 @@ def plan_run(
     constitution = check_recipe_files(recipe)
     check_names(recipe, constitution)
     check_models(recipe)
+    check_target_modules(recipe)
     check_engine_extras(recipe)
     if recipe.model.engine == "openai":
         from .engines import keyenv
