@@ -191,3 +191,13 @@ def test_target_modules_are_checked_against_the_tiny_models_weights(tiny_model_d
     assert unmatched_target("all-linear", modules) is None
     assert unmatched_target(r".*\.(q|k)_proj", modules) is None
     assert unmatched_target(["q_proj", "qproj"], modules) == "qproj"
+
+
+def test_a_model_type_transformers_does_not_know_is_one_user_error(tmp_path):
+    """A model type that only trust_remote_code could load (none of transformers'): refused as a
+    UserError naming the folder, never a traceback and never remote code."""
+    from cai_bootstrap.models import load
+
+    (tmp_path / "config.json").write_text('{"model_type": "cai-no-such-type"}')
+    with pytest.raises(UserError, match=f"transformers cannot load the model folder {tmp_path}"):
+        load(tmp_path)
