@@ -14,14 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .inputcheck import check_cache_dir, check_path_arg, probe_writable
 from .log import log
-from .preflight import (
-    check_cache_dir,
-    check_ifeval_file,
-    check_path_arg,
-    check_responses_file,
-    probe_writable,
-)
+from .preflight import check_ifeval_file, check_responses_file
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_FOLDER = Path("eval-results")

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel
+
+from .errors import UserError
 
 MAX_SEED = 2**32 - 1
 MAX_TIMEOUT_S = 30 * 24 * 3600.0  # 30 days: longer than any step we know of, far below timer limits
@@ -90,3 +93,53 @@ def _walk(value, loc: tuple, in_timeouts: bool) -> None:
 def check_values(settings: BaseModel) -> None:
     """Raise BadValue for the first value (in field order) that breaks one of the rules above."""
     _walk(settings, (), False)
+
+
+# ---- paths given on the command line or in the environment ----
+
+
+def check_path_arg(path: Path | None, what: str) -> None:
+    """A path option that cannot name a file at all (NUL byte, over-long name, unknown ~user)."""
+    if path is not None and (why := path_problem(path)):
+        raise UserError(f"{what} {str(path)[:80]!r} {why}", f"give a shorter, plain path for {what}")
+
+
+def probe_writable(folder: Path) -> str:
+    """'' when a file can be created in `folder` (or the nearest folder above it that exists)."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    try:
+        Path(tempfile.mkdtemp(prefix=".cai-write-check-", dir=existing)).rmdir()
+    except OSError as e:
+        return f"{existing}: {e.strerror}"
+    return ""
+
+
+def check_cache_dir() -> None:
+    """$CAI_BOOTSTRAP_CACHE, when set, names a folder we can write (models are converted into it)."""
+    raw = os.environ.get("CAI_BOOTSTRAP_CACHE")
+    if raw is None:
+        return
+    fix = "set CAI_BOOTSTRAP_CACHE to a folder you can write, or unset it"
+    why = "is empty" if not raw.strip() else path_problem(raw)
+    if why:
+        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw[:80]} {why}", fix)
+    folder = Path(raw).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw} is a file, not a folder", fix)
+    if why := probe_writable(folder):
+        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw} cannot be written ({why})", fix)
+
+
+def check_finite_kwargs(kwargs, where: str) -> None:
+    """JSON's Infinity and NaN parse as floats; a checker given one fails converting it to a count."""
+    for i, args in enumerate(kwargs):
+        for name, value in (args or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(
+                    f"{where}: kwargs[{i}].{name} = {value} is not a finite number",
+                    "give a whole number (IFEval counts words, sentences, paragraphs)",
+                )

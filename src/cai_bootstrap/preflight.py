@@ -15,7 +15,6 @@ runs made before paths were saved absolute) from the directory that run started 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from pydantic import ValidationError
 
 from .config import Recipe, load_recipe
 from .errors import UserError
-from .inputcheck import path_problem
+from .inputcheck import check_cache_dir, check_finite_kwargs, check_path_arg
+from .modelcheck import check_target_modules
 
 RUN_MARKER = "config.resolved.yaml"
 
@@ -36,6 +36,8 @@ def is_run_folder(path: Path) -> bool:
 
 def require_run_folder(path: Path, command: str) -> Path:
     """`path` as an absolute run folder, or a UserError that says what it is instead."""
+    from .rebuild import lost_config_error, lost_its_config
+
     path = Path(path)
     if not path.exists():
         raise UserError(
@@ -46,25 +48,12 @@ def require_run_folder(path: Path, command: str) -> Path:
         raise UserError(f"{path} is a file, not a run folder", f"pass the run's folder: {command} runs/NAME")
     if not is_run_folder(path):
         if lost_its_config(path):
-            raise _lost_config(path)
+            raise lost_config_error(path)
         raise UserError(
             f"{path} is not a run folder (it has no {RUN_MARKER})",
             f"pass a folder that cai-bootstrap run wrote: {command} runs/NAME",
         )
     return path.resolve()
-
-
-def lost_its_config(path: Path) -> bool:
-    """A folder that holds a run's steps (stageN/ with a manifest or stage.json) but no RUN_MARKER."""
-    return Path(path).is_dir() and not is_run_folder(path) and any(Path(path).glob("stage[0-9]*/**/*.json"))
-
-
-def _lost_config(path: Path) -> UserError:
-    return UserError(
-        f"{path} holds a run's steps but has lost its {RUN_MARKER}",
-        f"rebuild it from the recipe the run was made with: cai-bootstrap run --resume {path} "
-        "--resume-with RECIPE (steps made from the same settings stay done)",
-    )
 
 
 # ---- stage selection ----
@@ -150,7 +139,7 @@ def check_ifeval_file(path: Path, what: str) -> int:
                 f"{where}: {len(row.instruction_id_list)} instruction ids but {len(row.kwargs)} kwargs",
                 "give one kwargs object per instruction id",
             )
-        _check_finite_kwargs(row.kwargs, where)
+        check_finite_kwargs(row.kwargs, where)
         for i, tid in enumerate(row.instruction_id_list):
             try:
                 checker_kwargs(tid, row.kwargs_for(i), row.prompt)
@@ -160,17 +149,6 @@ def check_ifeval_file(path: Path, what: str) -> int:
     if not rows:
         raise UserError(f"{what} {path} has no prompts", "pass a non-empty IFEval-format JSONL file")
     return rows
-
-
-def _check_finite_kwargs(kwargs, where: str) -> None:
-    """JSON's Infinity and NaN parse as floats; a checker given one fails converting it to a count."""
-    for i, args in enumerate(kwargs):
-        for name, value in (args or {}).items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise UserError(
-                    f"{where}: kwargs[{i}].{name} = {value} is not a finite number",
-                    "give a whole number (IFEval counts words, sentences, paragraphs)",
-                )
 
 
 def check_responses_file(path: Path, what: str) -> None:
@@ -265,27 +243,6 @@ def check_models(recipe: Recipe) -> None:
             check_reference(st.judge.reward_model, f"stages.{i}.judge.reward_model")
 
 
-def check_target_modules(recipe: Recipe) -> None:
-    """Every stage's lora.target_modules names modules the generator has (read from its weight files'
-    headers), so a typo stops the run now rather than when training starts, after the baseline.
-    A hub model, or an embedded one not yet converted, is checked when training loads it."""
-    from .modelcheck import module_names, unmatched_target
-    from .models import cache_dir
-
-    ref = recipe.model.generator
-    folder = cache_dir() / ref.removeprefix("embedded:") / "hf" if ref.startswith("embedded:") else Path(ref)
-    modules = module_names(folder) if folder.is_dir() else None
-    if modules is None:
-        return
-    for i, st in enumerate(recipe.stages):
-        if (bad := unmatched_target(st.lora.target_modules, modules)) is not None:
-            shown = sorted({m.rsplit(".", 1)[-1] for m in modules if not m.rsplit(".", 1)[-1].isdigit()})[:12]
-            raise UserError(
-                f"stages.{i}.lora.target_modules: {bad!r} names no module of {ref}",
-                f"use 'all-linear' or names such as: {', '.join(shown)}",
-            )
-
-
 # The optional extras each setting needs: (module to find, extra to install).
 EXTRAS = {
     "openai": [("openai", "openai")],
@@ -315,45 +272,6 @@ def check_engine_extras(recipe: Recipe) -> None:
                 )
 
 
-# ---- paths given on the command line or in the environment ----
-
-
-def check_path_arg(path: Path | None, what: str) -> None:
-    """A path option that cannot name a file at all (NUL byte, over-long name, unknown ~user)."""
-    if path is not None and (why := path_problem(path)):
-        raise UserError(f"{what} {str(path)[:80]!r} {why}", f"give a shorter, plain path for {what}")
-
-
-def probe_writable(folder: Path) -> str:
-    """'' when a file can be created in `folder` (or the nearest folder above it that exists)."""
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file"
-    try:
-        Path(tempfile.mkdtemp(prefix=".cai-write-check-", dir=existing)).rmdir()
-    except OSError as e:
-        return f"{existing}: {e.strerror}"
-    return ""
-
-
-def check_cache_dir() -> None:
-    """$CAI_BOOTSTRAP_CACHE, when set, names a folder we can write (models are converted into it)."""
-    raw = os.environ.get("CAI_BOOTSTRAP_CACHE")
-    if raw is None:
-        return
-    fix = "set CAI_BOOTSTRAP_CACHE to a folder you can write, or unset it"
-    why = "is empty" if not raw.strip() else path_problem(raw)
-    if why:
-        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw[:80]} {why}", fix)
-    folder = Path(raw).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw} is a file, not a folder", fix)
-    if why := probe_writable(folder):
-        raise UserError(f"CAI_BOOTSTRAP_CACHE={raw} cannot be written ({why})", fix)
-
-
 # ---- the run folder ----
 
 
@@ -377,9 +295,11 @@ def check_run_folder(run_dir: Path, rebuilding: bool = False) -> None:
             f"cannot write the run folder {run_dir} ({existing}: {e.strerror})",
             "choose a folder you can write: --set run.run_dir=PATH",
         ) from e
+    from .rebuild import lost_config_error, lost_its_config
+
     if run_dir.is_dir() and not is_run_folder(run_dir) and not rebuilding:
         if lost_its_config(run_dir):
-            raise _lost_config(run_dir)
+            raise lost_config_error(run_dir)
         others = [p.name for p in run_dir.iterdir() if p.name != ".lock"]
         if others:
             raise UserError(
@@ -447,25 +367,6 @@ def _resume_base(run_dir: Path, saved: Recipe) -> Path:
     return Path(*run_dir.parts[: -len(rel.parts)])
 
 
-def _rebuild_plan(resume: Path | None, recipe_path: Path | None, resume_with: Path, overrides) -> Recipe:
-    """`--resume DIR --resume-with RECIPE`: DIR lost its config.resolved.yaml; RECIPE stands in for it
-    (the run writes it again before any step; a step whose settings differ from RECIPE's is stale)."""
-    if resume is None or recipe_path is not None:
-        raise UserError(
-            "--resume-with RECIPE rebuilds the config of the folder given by --resume (and no --recipe)",
-            "write: cai-bootstrap run --resume RUN_DIR --resume-with RECIPE",
-        )
-    if is_run_folder(resume):
-        raise UserError(
-            f"{resume} still has its {RUN_MARKER}; --resume-with is only for a folder that lost it",
-            f"continue it with: cai-bootstrap run --resume {resume}",
-        )
-    if not lost_its_config(resume):
-        raise UserError(f"{resume} holds no run's steps", "give --resume the folder of an earlier run")
-    run_dir = Path(resume).resolve()
-    return load_recipe(resume_with, overrides).with_paths_from(Path.cwd(), run_dir=run_dir)
-
-
 def plan_run(
     recipe_path: Path | None,
     overrides: list[str],
@@ -480,7 +381,9 @@ def plan_run(
         check_path_arg(path, what)
     check_cache_dir()
     if resume_with is not None:
-        recipe = _rebuild_plan(resume, recipe_path, resume_with, overrides)
+        from .rebuild import rebuild_plan
+
+        recipe = rebuild_plan(resume, recipe_path, resume_with, overrides)
     elif resume is not None:
         if recipe_path is not None:
             raise UserError(
