@@ -201,3 +201,24 @@ def test_a_model_type_transformers_does_not_know_is_one_user_error(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "cai-no-such-type"}')
     with pytest.raises(UserError, match=f"transformers cannot load the model folder {tmp_path}"):
         load(tmp_path)
+
+
+def test_run_prints_the_host_that_receives_requests(tmp_path, monkeypatch):
+    import cai_bootstrap.pipeline
+
+    monkeypatch.setattr(cai_bootstrap.pipeline, "run", lambda *a, **k: [])
+    monkeypatch.setenv("CAI_TEST_TOKEN", "t-123")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    sets = [
+        f"model.generator={model}",
+        f"run.run_dir={tmp_path / 'run'}",
+        "model.engine=openai",
+        "model.openai.base_url=https://llm.example.org:8443/v1",
+        "model.openai.api_key_env=CAI_TEST_TOKEN",
+    ]
+    res = CliRunner().invoke(app, ["run", "--quiet", *[f"--set={s}" for s in sets]])
+    assert res.exit_code == 0, res.output
+    assert "openai engine: requests go to host llm.example.org with the key in $CAI_TEST_TOKEN" in res.output
+    assert "t-123" not in res.output
