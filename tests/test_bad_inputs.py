@@ -354,6 +354,69 @@ ROWS: list[tuple[str, str, str]] = [
         "the answers file beside --out",
     ),
     ("calibrate-out-device", "calibrate --judge {fake_model} --out {device}", "not a regular file"),
+    (
+        "openai-key-env-hostile",
+        "run --set model.engine=openai --set model.openai.api_key_env=AWS_SECRET_ACCESS_KEY",
+        "--allow-key-env AWS_SECRET_ACCESS_KEY",
+    ),
+    # -- hostile values (issue 22): numbers that are not finite, seeds and timeouts out of range,
+    # names and paths no file system takes, duplicate YAML keys, mistyped constitution fields
+    ("recipe-duplicate-key", "run --recipe {dup_keys}", "the key 'run' is given twice at line 3"),
+    ("set-duplicate-key", "run --set 'stages.0.responses={{k: 2, k: 3}}'", "not valid YAML"),
+    ("run-name-300", "run --set run.name=" + "a" * 300, "at most 100 characters"),
+    ("stages-huge-range", "run --stages 1-99999999", "names a stage outside 1-6"),
+    ("temperature-inf", "run --set stages.0.responses.temperature=.inf", "must be a finite number"),
+    ("temperature-nan", "run --set stages.0.responses.temperature=.nan", "responses.temperature"),
+    ("sft-lr-inf", "run --set stages.0.sft.learning_rate=.inf", "must be a finite number"),
+    ("sft-epochs-inf", "run --set stages.0.sft.epochs=.inf", "'stages.0.sft.epochs' = inf"),
+    ("dpo-beta-inf", "run --set stages.0.dpo.beta=.inf", "must be a finite number"),
+    ("sft-seed-negative", "run --set stages.0.sft.seed=-1", "a seed must be between 0 and 4294967295"),
+    ("run-seed-huge", "run --set run.seed=99999999999999999999", "a seed must be between 0"),
+    ("timeout-huge", "run --set run.timeouts.training=1e12", "a timeout must be at most 2592000 s"),
+    ("timeout-inf", "run --set run.timeouts.generation=.inf", "must be a finite number"),
+    ("openai-timeout-inf", "run --set model.openai.timeout=.inf", "model.openai.timeout"),
+    ("run-dir-unknown-user", "run --set run.run_dir=~nosuchuser-cai/x", "names no user's home folder"),
+    ("run-dir-nul", "run --recipe {nul_run_dir}", "holds a NUL byte"),
+    ("run-dir-long-component", "run --set run.run_dir=" + "b" * 300 + "/x", "has a name of 300 bytes"),
+    ("recipe-path-long", "run --recipe " + "c" * 300 + ".yaml", "--recipe"),
+    ("constitution-principle-string", "run --set constitution={con_str}", "principles.0: Input should be"),
+    ("constitution-weight-huge", "run --set constitution={con_huge}", "less than or equal to 1000000"),
+    ("constitution-duplicate-key", "run --set constitution={con_dup_key}", "is given twice"),
+    ("ifeval-files-kwargs-inf", "run --set stages.0.eval.ifeval_files=[{ife_inf}]", "= inf is not a finite"),
+    ("eval-ifeval-kwargs-inf", "eval --ifeval {ife_inf} --responses {answers}", "= inf is not a finite"),
+    ("eval-ifeval-kwargs-nan", "eval --ifeval {ife_nan} --responses {answers}", "= nan is not a finite"),
+    ("model-config-empty", "run --set model.generator={m_empty_config}", "config.json is empty"),
+    ("model-config-bad-json", "run --set model.generator={m_bad_config}", "config.json is not valid JSON"),
+    ("model-config-list", "run --set model.generator={m_list_config}", "is not a JSON object"),
+    ("model-config-no-type", "run --set model.generator={m_no_type}", "names no model_type"),
+    ("model-remote-code", "run --set model.generator={m_remote}", "needs trust_remote_code"),
+    ("model-pickle-legacy", "run --set model.generator={m_pickle}", "weights as pickles (pytorch_model.bin)"),
+    ("model-pickle-zip", "run --set model.generator={m_zip}", "weights as pickles (model.pt)"),
+    ("model-truncated-safetensors", "run --set model.generator={m_cut}", "header describes"),
+    ("model-safetensors-garbage", "run --set model.generator={m_garbage}", "header length past the end"),
+    ("lora-targets-empty-name", "run --set stages.0.lora.target_modules=['']", "no name may be empty"),
+    ("lora-targets-empty-list", "run --set stages.0.lora.target_modules=[]", "at least one module"),
+    (
+        "lora-targets-no-such-module",
+        "run --set model.generator={m_weights} --set stages.0.lora.target_modules=[q_proj]",
+        "'q_proj' names no module of",
+    ),
+    (
+        "lora-targets-regex-matches-nothing",
+        "run --set model.generator={m_weights} --set stages.0.lora.target_modules=attn",
+        "'attn' names no module",
+    ),
+    ("eval-model-pickle", "eval --ifeval {ife_ok} --model {m_pickle}", "--model: "),
+    (
+        "eval-out-too-long",
+        "eval --ifeval {ife_ok} --responses {answers} --out " + "x" * 300 + "/r.json",
+        "has a name of 300 bytes",
+    ),
+    (
+        "eval-out-under-proc",
+        "eval --ifeval {ife_ok} --responses {answers} --out /proc/cai-test/r.json",
+        "--out /proc/cai-test/r.json cannot be written",
+    ),
 ]
 
 # One row per kind of input, run as a real process too (see the module docstring).
@@ -377,6 +440,10 @@ SUBPROCESS_ROWS = [
     "report-not-a-run",
     "eval-ifeval-folder",
     "eval-ifeval-no-kwargs",
+    "recipe-duplicate-key",
+    "timeout-huge",
+    "eval-ifeval-kwargs-inf",
+    "model-pickle-legacy",
 ]
 
 
@@ -399,8 +466,38 @@ def _fake_model(path: Path) -> str:
     """A folder that passes the model-reference check (config.json present); no weights are read
     before the checks these rows fail, so the table does not depend on the embedded packages."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text("{}")
+    (path / "config.json").write_text('{"model_type": "llama"}')
     return str(path)
+
+
+def _safetensors(module: str) -> bytes:
+    """A valid safetensors file holding one 4-float tensor, `module`.weight."""
+    header = json.dumps({f"{module}.weight": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})
+    return len(header.encode()).to_bytes(8, "little") + header.encode() + b"\0" * 16
+
+
+def _bad_models(d: Path) -> dict[str, str]:
+    """Model folders that must be refused from their files alone (config, code, weight formats)."""
+    llama = '{"model_type": "llama"}'
+    whole = _safetensors("w")
+    folders = {
+        "m_empty_config": {"config.json": ""},
+        "m_bad_config": {"config.json": '{"model_type": '},
+        "m_list_config": {"config.json": "[1]"},
+        "m_no_type": {"config.json": "{}"},
+        "m_remote": {"config.json": '{"model_type": "mine", "auto_map": {"AutoModel": "m.M"}}'},
+        "m_pickle": {"config.json": llama, "pytorch_model.bin": b"\x80\x02}q\x00."},
+        "m_zip": {"config.json": llama, "model.pt": b"PK\x03\x04 zip of pickles"},
+        "m_cut": {"config.json": llama, "model.safetensors": whole[:-5]},
+        "m_garbage": {"config.json": llama, "model.safetensors": b"\xff" * 64},
+        "m_weights": {"config.json": llama, "model.safetensors": _safetensors("model.layers.0.mlp.up_proj")},
+    }
+    for name, files in folders.items():
+        (d / name).mkdir()
+        for file, data in files.items():
+            target = d / name / file
+            target.write_bytes(data) if isinstance(data, bytes) else target.write_text(data)
+    return {name: str(d / name) for name in folders}
 
 
 def _run_folder(path: Path) -> str:
@@ -464,6 +561,14 @@ def world(tmp_path_factory):
             d / "answers.jsonl", [{"prompt": IFEVAL_ROW["prompt"], "response": "Tea is warm."}]
         ),
         "answers_other": _jsonl(d / "other.jsonl", [{"prompt": "something else", "response": "x"}]),
+        "dup_keys": str(d / "dupkeys.yaml"),
+        "nul_run_dir": _yaml(d / "nul.yaml", {"run": {"run_dir": "a\x00b"}}),
+        "con_str": str(d / "con_str.yaml"),
+        "con_huge": str(d / "con_huge.yaml"),
+        "con_dup_key": str(d / "con_dup_key.yaml"),
+        "ife_inf": str(d / "inf.jsonl"),
+        "ife_nan": str(d / "nan.jsonl"),
+        **_bad_models(d),
         "run": _run_folder(d / "run"),
         "locked_run": _run_folder(d / "locked_run"),
         "damaged_run": _run_folder(d / "damaged_run"),
@@ -484,8 +589,18 @@ def world(tmp_path_factory):
     paths["linked_out"] = str(d / "r.json")
     packaged = Path(cai_bootstrap.__file__).parent / "data" / "constitution.yaml"
     con = yaml.safe_load(packaged.read_text())
-    con["principles"].append(con["principles"][0])
-    _yaml(d / "con_dup.yaml", con)
+    _yaml(d / "con_dup.yaml", {**con, "principles": [*con["principles"], con["principles"][0]]})
+    (d / "dupkeys.yaml").write_text("run:\n  name: a\nrun:\n  name: b\n")
+    _yaml(d / "con_str.yaml", {**con, "principles": ["a string", *con["principles"][1:]]})
+    huge = [{**con["principles"][0], "weight": 1e308}, *con["principles"][1:]]
+    _yaml(d / "con_huge.yaml", {**con, "principles": huge})
+    (d / "con_dup_key.yaml").write_text("name: a\nname: b\nprinciples: []\n")
+    counts = {"instruction_id_list": ["length_constraints:number_words"], "kwargs": None}
+    for name, number in (("inf", "Infinity"), ("nan", "NaN")):
+        row = json.dumps({**IFEVAL_ROW, **counts}).replace(
+            '"kwargs": null', f'"kwargs": [{{"relation": "at least", "num_words": {number}}}]'
+        )
+        (d / f"{name}.jsonl").write_text(row + "\n")
     (d / "damaged_run" / "config.resolved.yaml").write_text("run: {name: [\n")
     # Another run holds the lock (flock conflicts between two open files, even in one process).
     fd = os.open(d / "locked_run" / ".lock", os.O_RDWR | os.O_CREAT)
@@ -577,3 +692,19 @@ def test_refused_run_leaves_a_finished_run_byte_identical(tmp_path, monkeypatch,
         res = CliRunner().invoke(app, argv)
         assert res.exit_code == 2, res.output
         assert _tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("cache", "expected"),
+    [("{afile}", "is a file, not a folder"), ("/proc/cai-cache", "cannot be written"), ("", "is empty")],
+    ids=["a-file", "unwritable", "empty"],
+)
+@pytest.mark.parametrize("command", ["run", "eval --ifeval {ife_ok} --responses {answers}"])
+def test_bad_cache_folder(world, monkeypatch, cache, expected, command):
+    """CAI_BOOTSTRAP_CACHE that is a file or cannot be written: one line before any step."""
+    monkeypatch.chdir(world["cwd"])
+    monkeypatch.setenv("CAI_BOOTSTRAP_CACHE", cache.format(**world["paths"]))
+    res = CliRunner().invoke(app, _argv(command, world["paths"]))
+    assert res.exit_code == 2, (res.output, res.exception)
+    _check_one_line(res.output, f"CAI_BOOTSTRAP_CACHE={cache.format(**world['paths'])}")
+    assert expected in res.output

@@ -54,16 +54,26 @@ def _cut_manifest(folder: Path) -> None:
     path.write_text(path.read_text()[: len(path.read_text()) // 2])
 
 
+def _edit_manifest(folder: Path, **fields) -> None:
+    path = folder / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}, indent=2))
+
+
 DAMAGE = {
     "truncated last line": (_cut_last_line, "damaged"),
     "deleted records": (lambda f: _target(f).unlink(), "damaged"),
     "deleted manifest": (lambda f: (f / "manifest.json").unlink(), "not started"),
     "cut-off manifest": (_cut_manifest, "damaged"),
     "one flipped byte": (_flip_byte, "damaged"),
+    # Foreign or altered manifests (issue 22): each is this step's files under a manifest that is not
+    # this run's own, so redoing exactly the step is safe and needs no --force.
+    "another run's manifest": (lambda f: _edit_manifest(f, run_id="0123456789abcdef"), "damaged"),
+    "altered signature": (lambda f: _edit_manifest(f, signature="0" * 16), "damaged"),
 }
 
 
 def _damage_and_repair(finished: Path, tmp_path: Path, step: str, damage: str) -> None:
+    """Damage one step of a copy of the finished run; status names it alone; a resume redoes it alone."""
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     before = _manifests(run)
@@ -316,3 +326,113 @@ def test_read_only_run_folder_status_works_report_is_one_line(finished, tmp_path
     lines = [x for x in res.output.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: could not write"), res.output
     assert "Read-only file system" in lines[0] and " -> " in lines[0]
+
+
+def _copy(finished: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    return run
+
+
+def _one_line_error(res, *expected: str) -> None:
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert all(e in lines[0] for e in expected), lines[0]
+
+
+def test_foreign_manifests_are_damaged_not_stale(finished, tmp_path):
+    """Another step's manifest in a step folder, a manifest from another run (another run id) and an
+    altered signature: each is damaged with its reason (status needs no repair run to tell)."""
+    run = _copy(finished, tmp_path)
+    shutil.copy(run / "stage1/heldout/manifest.json", run / "stage1/eval_base/manifest.json")
+    _edit_manifest(run / "stage1/round1/instructions", run_id="0123456789abcdef")
+    _edit_manifest(run / "stage1/round1/pairs", signature="f" * 16)
+    rows = {r["step"]: r for r in step_rows(run)}
+    assert rows["stage1/eval_base"]["why"] == "its manifest is another step's (step heldout), not eval_base's"
+    assert rows["stage1/eval_base"]["state"] == "damaged"
+    assert rows["stage1/round1/instructions"]["why"].startswith("its manifest was written by another run")
+    assert "(altered)" in rows["stage1/round1/pairs"]["why"]
+    assert (run / "run-id").read_text().strip() == json.loads(
+        (run / "stage1/heldout/manifest.json").read_text()
+    )["run_id"]
+
+
+def test_a_lost_config_is_explained_and_rebuilt_with_resume_with(finished, tmp_path):
+    run = _copy(finished, tmp_path)
+    before = _manifests(run)
+    (run / "config.resolved.yaml").unlink()
+    fix = "--resume-with RECIPE"
+    _one_line_error(CliRunner().invoke(app, ["run", "--resume", str(run)]), "has lost its config", fix)
+    _one_line_error(CliRunner().invoke(app, ["status", str(run)]), "has lost its config", fix)
+    recipe = str(finished.parent / "recipe.yaml")
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--resume-with", recipe, "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert (run / "config.resolved.yaml").is_file() and _manifests(run) == before  # nothing redone
+    _one_line_error(
+        CliRunner().invoke(app, ["run", "--resume", str(run), "--resume-with", recipe]), "still has its"
+    )
+
+
+def test_a_lock_that_is_a_folder_is_one_line(finished, tmp_path):
+    run = _copy(finished, tmp_path)
+    (run / ".lock").unlink(missing_ok=True)
+    (run / ".lock").mkdir()
+    for argv in (["status", str(run)], ["run", "--resume", str(run)]):
+        _one_line_error(CliRunner().invoke(app, argv), "is a folder, not a lock file", "rm -r")
+
+
+def _plant_leftovers(run: Path) -> None:
+    (run / ".config.resolved.yaml.tmp-4242").write_text("run: {")
+    (run / "stage1/round1/responses/.manifest.json.tmp-4243").write_text("{")
+    partial = run / "stage1/round1/.model.partial-4244"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"\0" * 1000)
+    (partial / "outside").symlink_to(run.parent / "keep.txt")  # removed as a link, never followed
+
+
+def test_leftovers_are_counted_cleaned_and_removed_by_the_next_run(finished, tmp_path):
+    from cai_bootstrap import leftovers
+
+    run = _copy(finished, tmp_path)
+    (tmp_path / "keep.txt").write_text("not the run's")
+    _plant_leftovers(run)
+    res = CliRunner().invoke(app, ["status", str(run)])
+    assert res.exit_code == 0 and "leftovers: 3 leftover(s)" in res.output and "status --clean" in res.output
+    res = CliRunner().invoke(app, ["status", "--clean", str(run)])
+    assert res.exit_code == 0 and "leftovers: removed 3" in res.output, res.output
+    assert leftovers.find(run) == [] and (tmp_path / "keep.txt").read_text() == "not the run's"
+    _plant_leftovers(run)
+    before = _manifests(run)
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert leftovers.find(run) == [] and _manifests(run) == before
+
+
+def test_a_killed_run_leaves_no_temporary_after_the_next_run(finished, tmp_path):
+    """SIGKILL a real run while it writes the merged model (the largest temporary, a whole model
+    folder), then run again: the run finishes and no temporary file or partial model remains."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import cai_bootstrap
+    from cai_bootstrap import leftovers
+
+    run = _copy(finished, tmp_path)
+    shutil.rmtree(run / "stage1/round1/model")  # the merge step is redone, writing .model.partial-*
+    env = {**os.environ, "PYTHONPATH": str(Path(cai_bootstrap.__file__).parents[1])}
+    argv = [sys.executable, "-m", "cai_bootstrap", "run", "--resume", str(run), "--quiet"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not leftovers.find(run):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_with = leftovers.find(run)
+    res = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert leftovers.find(run) == [], killed_with
+    assert all(r["state"] == "done" for r in step_rows(run))
+    assert killed_with, "the kill came after the run had finished writing: no temporary was seen"

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from . import crash
 from . import log as logging_
 from .errors import CaiError
 
@@ -77,6 +78,16 @@ def _errors(fn):
         except CaiError as e:
             logging_.console.print(e.one_line(), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from e
+        except (typer.Exit, _ClickException, SystemExit):
+            raise
+        except Exception as e:  # never a bare traceback: one line, the traceback in a log file
+            from .crash import one_line, write_traceback
+
+            log_file = write_traceback(e, f"cai-bootstrap {fn.__name__.rstrip('_')}")
+            line = f"error: cai-bootstrap {fn.__name__.rstrip('_')} failed unexpectedly ({one_line(e)})"
+            line += f" -> the traceback is in {log_file}; please report it with that file"
+            logging_.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from e
 
     return wrapper
 
@@ -95,19 +106,29 @@ def run(
     resume: Annotated[
         Path | None, typer.Option(help="continue RUN_DIR (exactly that folder) with its saved config")
     ] = None,
+    resume_with: Annotated[
+        Path | None,
+        typer.Option(help="with --resume: rebuild the folder's lost config.resolved.yaml from this recipe"),
+    ] = None,
     force: Annotated[bool, typer.Option(help="redo steps whose config or inputs changed")] = False,
     dry_run: Annotated[
         bool, typer.Option(help="print each step's plan (run / skip / stale) and why; load and write nothing")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars or info lines")] = False,
+    allow_key_env: Annotated[
+        list[str] | None,
+        typer.Option(help="let model.openai.api_key_env name this variable (not ending _API_KEY/_TOKEN)"),
+    ] = None,
 ):
     """Run the recipe's stages: data, pairs, SFT, DPO, held-out evaluation, gate, report."""
+    from .engines import keyenv
     from .preflight import plan_run
 
     logging_.setup(quiet)
+    keyenv.allow(allow_key_env or [])
     # Everything is checked before torch is imported or the run folder is touched: a refused run
     # leaves an existing run as it was, and a bad recipe is reported at once.
-    plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART)
+    plan = plan_run(recipe, set_ or [], stages, from_stage, resume, QUICKSTART, resume_with)
     if dry_run:
         from .dryrun import NOT_PLANNED, format_rows, plan_rows
 
@@ -116,6 +137,10 @@ def run(
             out.print(line, soft_wrap=True, markup=False, highlight=False)
         out.print(NOT_PLANNED, soft_wrap=True, markup=False, highlight=False)
         return
+    crash.run_dir = plan.recipe.run_dir()  # unexpected errors log their traceback under it
+    if plan.recipe.model.engine == "openai":  # where a key may go, before anything is sent
+        o = plan.recipe.model.openai
+        out.print(keyenv.destination(o.base_url, o.api_key_env), soft_wrap=True, markup=False)
     from .pipeline import run as run_pipeline
 
     try:
@@ -305,16 +330,23 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs
 
 @app.command()
 @_errors
-def status(run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")]):
-    """Each stage and step with its state, counts and time."""
+def status(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. runs/quickstart")],
+    clean: Annotated[
+        bool, typer.Option(help="remove the temporary files and partial models of interrupted writes")
+    ] = False,
+):
+    """Each stage and step with its state, counts and time; leftovers of interrupted writes."""
     from .preflight import require_run_folder
-    from .statuscmd import step_rows
+    from .statuscmd import leftover_line, step_rows
 
+    folder = require_run_folder(run_dir, "cai-bootstrap status")
     table = Table("step", "state", "counts", "seconds")
-    for row in step_rows(require_run_folder(run_dir, "cai-bootstrap status")):
+    for row in step_rows(folder):
         state = f"{row['state']}: {row['why']}" if row["state"] in ("damaged", "stale") else row["state"]
         table.add_row(row["step"], state, json.dumps(row["counts"]), str(row["seconds"]))
     out.print(table)
+    out.print(leftover_line(folder, clean), soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

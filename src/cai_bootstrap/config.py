@@ -12,11 +12,13 @@ from typing import Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import yamlkeys
 from .canary import CanarySettings
 from .engines.openai import OpenAISettings
 from .engines.ray import RaySettings
 from .engines.vllm import VLLMSettings
 from .errors import UserError
+from .inputcheck import BadValue, check_values
 from .steps.content_measures import ContentSettings
 from .steps.critique import CritiqueSettings
 from .steps.judge import JudgeSettings
@@ -42,7 +44,8 @@ class RunSettings(_Strict):
     name: str = Field(
         "quickstart",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="run name (letters, digits, . _ -); the run folder is runs/<name> unless run_dir is set",
+        max_length=100,
+        description="run name (letters, digits, . _ -; at most 100); the run folder is runs/<name> unless run_dir is set",
     )
     run_dir: Path | None = Field(
         None,
@@ -307,7 +310,7 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
             raise UserError(f"--set '{item}' is not KEY=VALUE", "write e.g. --set stages.0.responses.k=2")
         key, raw = item.split("=", 1)
         try:
-            _set_path(tree, key.strip(), yaml.safe_load(raw))
+            _set_path(tree, key.strip(), yamlkeys.load(raw))
         except (ValueError, IndexError, TypeError) as e:
             raise UserError(
                 f"--set '{item}': no such place in the recipe ({e})",
@@ -379,14 +382,25 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe
         tree = _read_recipe(path)
     tree = apply_overrides(tree, overrides or [])
     try:
-        return Recipe.model_validate(tree)
+        recipe = Recipe.model_validate(tree)
     except ValidationError as e:
-        raise _explain(e, _source_of(e, source, overrides or [])) from e
+        raise _explain(e, _source_of(e.errors()[0]["loc"], source, overrides or [])) from e
+    try:
+        check_values(recipe)  # finite numbers, seed and timeout ranges, paths (inputcheck.py)
+    except BadValue as e:
+        where = ".".join(str(p) for p in e.loc)
+        value = str(e.value) if isinstance(e.value, Path) else e.value
+        shown = f" = {value!r}" if not isinstance(value, str) or len(value) < 80 else ""
+        raise UserError(
+            f"{_source_of(e.loc, source, overrides or [])}: '{where}'{shown}: {e.rule}",
+            _HINTS.get(str(e.loc[-1]), "fix the value in the recipe or with --set"),
+        ) from e
+    return recipe
 
 
-def _source_of(err: ValidationError, recipe: str, overrides: list[str]) -> str:
+def _source_of(loc: tuple, recipe: str, overrides: list[str]) -> str:
     """The --set that wrote the failing key (the last one wins, as in apply_overrides), else the recipe."""
-    failing = ".".join(str(p) for p in err.errors()[0]["loc"])
+    failing = ".".join(str(p) for p in loc)
     for item in reversed(overrides):
         key = item.split("=", 1)[0].strip()
         if failing == key or failing.startswith(key + ".") or key.startswith(failing + "."):
@@ -409,10 +423,12 @@ def _read_recipe(path: Path) -> dict:
     except OSError as e:
         raise UserError(f"recipe {path} cannot be read: {e.strerror}", "check its permissions") from e
     try:
-        tree = yaml.safe_load(text) or {}
+        tree = yamlkeys.load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
+        if isinstance(e, yamlkeys.DuplicateKey):
+            raise UserError(f"recipe {path}: {e.problem}{where}", "give each key once") from e
         raise UserError(f"recipe {path} is not valid YAML{where}", "fix the syntax") from e
     if not isinstance(tree, dict):
         raise UserError(f"recipe {path} must be a mapping at the top level", "see recipes/quickstart.yaml")

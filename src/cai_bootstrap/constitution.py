@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import yamlkeys
 from .errors import UserError
 from .store import canonical_hash
 
@@ -68,7 +69,9 @@ class Principle(BaseModel):
     category: Category = Field(description="which value the principle protects")
     critique_request: str = Field(description="what the critic looks for in an answer")
     revision_request: str = Field(description="how the answer should be rewritten when it falls short")
-    weight: float = Field(1.0, gt=0, description="relative sampling weight")
+    # Bounded so that weights always sum to a finite total (random.choices needs one): 1e308 twice
+    # is infinite, and a million to one is already "always this principle".
+    weight: float = Field(1.0, gt=0, le=1e6, description="relative sampling weight (at most 1e6)")
     examples: list[Example] = Field(default_factory=list, description="optional few-shot examples")
 
     _check_text = field_validator("id", "critique_request", "revision_request")(_not_blank)
@@ -119,7 +122,8 @@ def _describe(error: ValidationError, data: dict) -> str:
     loc = list(err["loc"])
     if len(loc) >= 2 and loc[0] == "principles" and isinstance(loc[1], int):
         principles = data.get("principles") or []
-        pid = principles[loc[1]].get("id") if loc[1] < len(principles) else None
+        item = principles[loc[1]] if loc[1] < len(principles) else None
+        pid = item.get("id") if isinstance(item, dict) else None
         loc[1] = f"{loc[1]} (id '{pid}')" if pid else loc[1]
     where = ".".join(str(x) for x in loc) or "top level"
     msg = err["msg"].removeprefix("Value error, ")
@@ -131,7 +135,7 @@ def _describe(error: ValidationError, data: dict) -> str:
 def parse_constitution(text: str, source: str) -> Constitution:
     """Validate YAML text; every problem is a UserError that names `source`."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlkeys.load(text)
     except yaml.YAMLError as e:
         raise UserError(f"constitution {source} is not valid YAML: {e}", "fix the YAML syntax") from e
     if not isinstance(data, dict):

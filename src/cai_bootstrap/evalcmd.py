@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .fsguard import check_output_file
+from .inputcheck import check_cache_dir, check_path_arg, probe_writable
 from .log import log
 from .preflight import check_ifeval_file, check_responses_file
 
@@ -82,6 +83,9 @@ def check_eval_args(
     for name, value in (("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
         if value < 1:
             raise UserError(f"{name} {value} must be at least 1", f"give e.g. {name} 8")
+    for what, path in (("--ifeval", ifeval), ("--responses", responses), ("--out", output)):
+        check_path_arg(path, what)
+    check_cache_dir()
     check_ifeval_file(ifeval, "--ifeval")
     if responses is not None:
         check_responses_file(responses, "--responses")
@@ -91,6 +95,8 @@ def check_eval_args(
         check_reference(model, "--model")
     results = output or DEFAULT_FOLDER / f"{ifeval.stem}.{_tag(model, responses)}.results.json"
     check_output_file(results, "--out")
+    if why := probe_writable(results.parent):  # /proc, a read-only mount: refuse before scoring
+        raise UserError(f"--out {results} cannot be written ({why})", "give --out a folder you can write")
     answers = None
     if model is not None:
         stem = results.name.removesuffix(".json").removesuffix(".results")

@@ -191,6 +191,9 @@ def check_reference(ref: str, field: str) -> None:
             raise UserError(
                 f"{field}: model folder {path} has no config.json", "point at a saved transformers model"
             )
+        from .modelcheck import check_folder
+
+        check_folder(path, field)
         return
     if ref.startswith((".", "/", "~")) or not _HUB_ID.match(ref):
         raise UserError(
@@ -233,9 +236,18 @@ def load(path: Path, dtype: str = "float32", device: str = "cpu", canary: Canary
     (canary.py; default settings unless given) has passed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path)
-    # device_map puts the weights straight on the device (a 7B model never sits in host memory first).
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), device_map=device)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        # device_map puts the weights straight on the device (a 7B model never sits in host memory first).
+        # use_safetensors: never a pickle (modelcheck.py refuses them up front; this holds for every folder).
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), device_map=device, use_safetensors=True
+        )
+    except (ValueError, KeyError, OSError) as e:  # an unknown model_type, missing or odd files
+        raise UserError(
+            f"transformers cannot load the model folder {path}: {type(e).__name__}: {str(e)[:300]}",
+            "use a model whose type this transformers version ships, saved with save_pretrained",
+        ) from e
     model.eval()
     measured = check_canary(model, tok, canary or CanarySettings(), embedded_name(path), str(path))
     log.info("canary passed for %s %s", path, measured)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from . import kernels, models
+from . import kernels, leftovers, models
 from .config import Recipe, dump
 from .constitution import load_constitution
 from .engines.holder import Engines
@@ -24,12 +24,12 @@ from .stage_context import StageContext
 from .stage_seal import seal_stage, stage_problem
 from .stats import compare
 from .steps import content_measures, evaluate, gate
-from .store import RunLock, atomic_write_text, read_jsonl
+from .store import RunLock, atomic_write_text, ensure_run_id, read_jsonl
 from .tasks.typegroups import heldout_only_types
 from .tracking import Tracker
 from .transfer import transfer_comparison
 
-HEADER = ("config.resolved.yaml", "constitution.yaml")
+HEADER = ("config.resolved.yaml", "constitution.yaml", "run-id")  # a refused run restores all three
 
 
 def _read_header(run_dir: Path) -> dict[str, bytes | None]:
@@ -163,8 +163,12 @@ def run(
     constitution = load_constitution(recipe.constitution)
     summaries = []
     with RunLock(run_dir):
+        if found := leftovers.find(run_dir):  # no other writer here now: the lock is ours
+            log.info("removing %s", leftovers.summary(found))
+            leftovers.remove(found)
         before = _read_header(run_dir)
         _write_run_header(recipe, run_dir)
+        ensure_run_id(run_dir)
         remade: set = set()  # step folders made by this invocation (runner.py)
         try:
             _run_stages(recipe, chosen, run_dir, constitution, force, remade, summaries)

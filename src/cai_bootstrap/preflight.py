@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from .config import Recipe, load_recipe
 from .errors import UserError
+from .inputcheck import check_cache_dir, check_finite_kwargs, check_path_arg
+from .modelcheck import check_target_modules
 from .stage_seal import stage_problem
 from .training.extra_args import check_recipe as check_training_args
 
@@ -36,6 +38,8 @@ def is_run_folder(path: Path) -> bool:
 
 def require_run_folder(path: Path, command: str) -> Path:
     """`path` as an absolute run folder, or a UserError that says what it is instead."""
+    from .rebuild import lost_config_error, lost_its_config
+
     path = Path(path)
     if not path.exists():
         raise UserError(
@@ -45,6 +49,8 @@ def require_run_folder(path: Path, command: str) -> Path:
     if not path.is_dir():
         raise UserError(f"{path} is a file, not a run folder", f"pass the run's folder: {command} runs/NAME")
     if not is_run_folder(path):
+        if lost_its_config(path):
+            raise lost_config_error(path)
         raise UserError(
             f"{path} is not a run folder (it has no {RUN_MARKER})",
             f"pass a folder that cai-bootstrap run wrote: {command} runs/NAME",
@@ -65,7 +71,8 @@ def parse_stages(text: str | None) -> list[int] | None:
             a, b = (int(x) for x in text.split("-", 1))
             if a > b:
                 raise UserError(f"--stages {text} runs backwards ({a} > {b})", f"write --stages {b}-{a}")
-            numbers = list(range(a, b + 1))
+            # Bounds first: range(1, 99999999 + 1) as a list takes seconds and gigabytes.
+            numbers = list(range(a, b + 1)) if 1 <= a and b <= 6 else [a if a < 1 else b]
         else:
             numbers = [int(x) for x in text.split(",")]
     except ValueError as e:
@@ -135,6 +142,7 @@ def check_ifeval_file(path: Path, what: str) -> int:
                 "give one kwargs object per instruction id",
             )
         row = resolve_letters(row)[0]  # scored with a seeded draw, as tasks/ifeval.py documents
+        check_finite_kwargs(row.kwargs, where)
         for i, tid in enumerate(row.instruction_id_list):
             try:
                 checker_kwargs(tid, row.kwargs_for(i), row.prompt)
@@ -273,7 +281,7 @@ def check_engine_extras(recipe: Recipe) -> None:
 # ---- the run folder ----
 
 
-def check_run_folder(run_dir: Path) -> None:
+def check_run_folder(run_dir: Path, rebuilding: bool = False) -> None:
     """The run folder can be created and written, is not another program's folder, and no other run
     is writing it. Nothing is left behind: writability is probed with a temporary folder."""
     if run_dir.exists() and not run_dir.is_dir():
@@ -293,7 +301,11 @@ def check_run_folder(run_dir: Path) -> None:
             f"cannot write the run folder {run_dir} ({existing}: {e.strerror})",
             "choose a folder you can write: --set run.run_dir=PATH",
         ) from e
-    if run_dir.is_dir() and not is_run_folder(run_dir):
+    from .rebuild import lost_config_error, lost_its_config
+
+    if run_dir.is_dir() and not is_run_folder(run_dir) and not rebuilding:
+        if lost_its_config(run_dir):
+            raise lost_config_error(run_dir)
         others = [p.name for p in run_dir.iterdir() if p.name != ".lock"]
         if others:
             raise UserError(
@@ -306,7 +318,10 @@ def check_run_folder(run_dir: Path) -> None:
 def _check_not_locked(run_dir: Path) -> None:
     import fcntl
 
+    from .store import check_lock_path
+
     lock = run_dir / ".lock"
+    check_lock_path(lock)
     if not lock.is_file():
         return
     fd = os.open(lock, os.O_RDONLY)
@@ -367,9 +382,17 @@ def plan_run(
     from_stage: int | None,
     resume: Path | None,
     default_recipe: Path,
+    resume_with: Path | None = None,
 ) -> RunPlan:
     """Check everything `run` needs, in the order a user would fix it; nothing is written."""
-    if resume is not None:
+    for what, path in (("--recipe", recipe_path), ("--resume", resume), ("--resume-with", resume_with)):
+        check_path_arg(path, what)
+    check_cache_dir()
+    if resume_with is not None:
+        from .rebuild import rebuild_plan
+
+        recipe = rebuild_plan(resume, recipe_path, resume_with, overrides)
+    elif resume is not None:
         if recipe_path is not None:
             raise UserError(
                 "--resume uses the run's saved config; --recipe cannot be given too", "drop one of them"
@@ -383,8 +406,13 @@ def plan_run(
     constitution = check_recipe_files(recipe)
     check_names(recipe, constitution)
     check_models(recipe)
+    check_target_modules(recipe)
     check_engine_extras(recipe)
     check_training_args(recipe)  # trl_args, peft_args and trackers (training/extra_args.py)
-    check_run_folder(recipe.run_dir())
+    if recipe.model.engine == "openai":
+        from .engines import keyenv
+
+        keyenv.check(recipe.model.openai.api_key_env)
+    check_run_folder(recipe.run_dir(), rebuilding=resume_with is not None)
     check_previous_stage(recipe, chosen)
     return RunPlan(recipe, chosen)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .errors import StepFailed, UserError
+from .errors import CaiError, StepFailed, UserError
 from .log import log, step_finished, step_started
 from .store import CACHE_VERSION, STATES, State, Step, canonical_hash, sha256_file, step_state  # noqa: F401
 
@@ -208,7 +208,18 @@ def run_step(spec: StepSpec, ctx, inputs: dict[str, Path], models: dict[str, Pat
     st.begin()
     seconds = getattr(ctx.recipe.run.timeouts, spec.timeout) if spec.timeout else None
     with StepTimeout(spec.timeout or spec.name, seconds):
-        done = spec.run(ctx, st, inputs, models)
+        try:
+            done = spec.run(ctx, st, inputs, models)
+        except CaiError:
+            raise
+        except Exception as e:  # a bug or a library's surprise: one line, the traceback in a file
+            from .crash import one_line, write_traceback
+
+            log_file = write_traceback(e, f"step {rel}")
+            raise StepFailed(
+                f"step {rel} failed unexpectedly ({one_line(e)})",
+                f"the traceback is in {log_file}; a re-run resumes the step",
+            ) from e
     ctx.remade.add(st.folder)
     manifest = st.finish(done.records, done.counts, {"parts": parts, **done.extra}, outputs=spec.outputs)
     step_finished(rel, manifest)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from .errors import UserError
 from .runner import StepSpec, result_digest, signature_parts, step_state
-from .store import canonical_hash
+from .store import canonical_hash, check_lock_path
 
 
 def _locked(run_dir: Path) -> bool:
     lock = run_dir / ".lock"
+    check_lock_path(lock)
     if not lock.exists():
         return False
     # Read-only is enough for flock, and works on a read-only run folder (status only reads).
@@ -111,3 +112,23 @@ def step_rows(run_dir: Path, recipe=None, constitution=None) -> list[dict]:
             mine = dict(digests)
             rows += [_row(s, rctx, mine, running) for s in round_steps]
     return rows
+
+
+def leftover_line(run_dir: Path, clean: bool) -> str:
+    """Count (or, with `clean`, remove) the leftovers of interrupted writes (leftovers.py). Removing
+    takes the run lock, so it refuses while a run writes the folder."""
+    from . import leftovers
+    from .store import RunLock
+
+    found = leftovers.find(Path(run_dir))
+    if not found:
+        return "leftovers: none"
+    if not clean:
+        return (
+            f"leftovers: {leftovers.summary(found)}; remove them with: cai-bootstrap status --clean {run_dir}"
+        )
+    with RunLock(Path(run_dir)):
+        found = leftovers.find(Path(run_dir))
+        line = leftovers.summary(found)
+        leftovers.remove(found)
+    return f"leftovers: removed {line}"

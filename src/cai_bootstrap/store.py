@@ -257,6 +257,7 @@ class Step:
             "seconds": round(time.time() - self.started, 2),
             "versions": library_versions(),
             "git_commit": git_commit(),
+            **({"run_id": rid} if (rid := run_id_of(self.folder)) else {}),
             **(extra or {}),
         }
         atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, default=str))
@@ -285,6 +286,37 @@ def _shard_record(line: str, schema: type[T]) -> T | None:
 
 
 STATES = ("done", "stale", "damaged", "running", "failed", "not started")
+RUN_ID = "run-id"  # a random id per run folder, written once; every manifest names the run that made it
+
+
+def ensure_run_id(run_dir: Path) -> str:
+    """The run folder's id, made on its first run (the caller holds the run lock)."""
+    path = run_dir / RUN_ID
+    if not path.is_file():
+        atomic_write_text(path, os.urandom(8).hex() + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def run_id_of(folder: Path) -> str | None:
+    """The id of the run folder that holds step `folder` (stageN/[roundM/]step), if it has one."""
+    for parent in list(Path(folder).parents)[:4]:
+        if (parent / RUN_ID).is_file():
+            return (parent / RUN_ID).read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def _foreign(folder: Path, m: dict) -> str:
+    """Why a readable manifest is not this step's own: another step's, another run's, or altered
+    (its signature is not the hash of the ingredients it records). '' when it is its own."""
+    if m.get("step") not in (None, folder.name):
+        return f"its manifest is another step's (step {m.get('step')}), not {folder.name}'s"
+    mine = run_id_of(folder)
+    if m.get("run_id") and mine and m["run_id"] != mine:
+        return f"its manifest was written by another run (run id {m['run_id']}, this run is {mine})"
+    parts = m.get("parts")
+    if isinstance(parts, dict) and canonical_hash(parts) != m.get("signature"):
+        return "its manifest's signature is not the hash of the ingredients it records (altered)"
+    return ""
 
 
 @dataclass
@@ -307,7 +339,8 @@ def _damage(folder: Path, files: dict) -> str:
 def step_state(folder: Path, signature: str | None, running: bool = False) -> State:
     """The one rule. done: manifest intact, every vouched-for file matches, signature equal (or not
     asked); stale: intact but made from other settings, models, resources or inputs; damaged: the
-    manifest is unreadable or a file it vouches for is missing or changed; running/failed: begun, not
+    manifest is unreadable, a file it vouches for is missing or changed, or the manifest is not this
+    step's own (another step's or another run's, or its signature altered); running/failed: begun, not
     finished (the run lock is held / is not); not started: nothing begun."""
     path = folder / "manifest.json"
     if not path.exists():
@@ -319,11 +352,21 @@ def step_state(folder: Path, signature: str | None, running: bool = False) -> St
         files, sig = dict(m["files"]), str(m["signature"])
     except (OSError, ValueError, KeyError, TypeError):
         return State("damaged", "manifest.json is unreadable, cut off or from an older version")
-    if why := _damage(folder, files):
+    if why := _foreign(folder, m) or _damage(folder, files):
         return State("damaged", why, m)
     if signature is not None and sig != signature:
         return State("stale", "its settings, models, resources or inputs changed since it was made", m)
     return State("done", "", m)
+
+
+def check_lock_path(path: Path) -> None:
+    """RUN_DIR/.lock, when it exists, is a plain file (a folder or a link there is no lock of ours)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        what = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+        raise UserError(
+            f"the run's lock {path} is {what}, not a lock file",
+            f"if no run is writing {path.parent}, remove it (rm -r {path}) and start again",
+        )
 
 
 class RunLock:
@@ -335,6 +378,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_lock_path(self.path)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

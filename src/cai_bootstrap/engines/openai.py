@@ -34,6 +34,7 @@ from . import (
     continuation_ids,
     cut_at_stop,
     input_ids_for,
+    keyenv,
     prompt_ids,
 )
 
@@ -143,6 +144,7 @@ class OpenAIEngine(TokenizerMethods):
                 "model.engine is openai but no server URL is set",
                 "set model.openai.base_url or $OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)",
             )
+        keyenv.check(settings.api_key_env)  # the last guard: preflight checked it too
         self.api_key = os.environ.get(settings.api_key_env) or "none"
         self.model = settings.served_model or os.environ.get("CAI_OPENAI_MODEL") or self._only_model()
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)

@@ -35,6 +35,13 @@ class LoraSettings(BaseModel):
         "checked against the installed PEFT before the run (extra_args.py)",
     )
 
+    @model_validator(mode="after")
+    def _targets_named(self) -> LoraSettings:
+        targets = [self.target_modules] if isinstance(self.target_modules, str) else self.target_modules
+        if not targets or not all(t.strip() for t in targets):
+            raise ValueError("target_modules must name at least one module, and no name may be empty")
+        return self
+
     @property
     def lora_alpha(self) -> int:
         return self.alpha if self.alpha is not None else 2 * self.r

@@ -90,7 +90,7 @@ def load_base(base_model: Path, dtype: str, lora: LoraSettings, gradient_checkpo
         raise UserError(f"base model folder {base_model} has no config.json", "resolve the model path first")
     torch_dtype = DTYPES[dtype]
     quant = _quantization(lora, torch_dtype)
-    kwargs = {"dtype": torch_dtype}
+    kwargs = {"dtype": torch_dtype, "use_safetensors": True}  # never a pickle (modelcheck.py)
     if quant is not None:
         kwargs["quantization_config"] = quant
     model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)

@@ -47,7 +47,7 @@ def merge_adapter(
         raise UserError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype '{dtype}'", f"use one of {sorted(DTYPES)}")
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=DTYPES[dtype], use_safetensors=True)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     remove_tree(tmp)

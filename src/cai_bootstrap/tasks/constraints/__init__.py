@@ -16,7 +16,20 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from ...errors import UserError
-from . import cai, case, chars, content, copying, counting, curriculum, layout, length, positions, structure
+from . import (
+    bounded,
+    cai,
+    case,
+    chars,
+    content,
+    copying,
+    counting,
+    curriculum,
+    layout,
+    length,
+    positions,
+    structure,
+)
 from .common import Relation
 
 
@@ -89,7 +102,8 @@ def _pattern(name: str, text: str) -> str:
         raise UserError(f"argument {name}={text!r} is empty", "give a word")
     try:
         re.compile(text.strip())
-    except re.error as e:
+        bounded.compile_check(text.strip())  # the engine that scores it (bounded.py) must read it too
+    except (re.error, bounded.regex.error) as e:
         raise UserError(
             f"argument {name}={text!r} is not a valid regular expression ({e})",
             "IFEval reads keywords as regular expressions: escape special characters",

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import re
 
+from . import bounded
 from .common import Relation, reference_language
 
 
 def keyword_existence(response: str, *, keywords: list[str]) -> bool:
     """Every keyword, read as a regular expression, is found (case-insensitive, inside words too)."""
-    return all(re.search(k, response, flags=re.IGNORECASE) for k in keywords)
+    return all(bounded.search(k, response, flags=re.IGNORECASE) for k in keywords)
 
 
 def forbidden_words(response: str, *, forbidden_words: list[str]) -> bool:
     """No forbidden word is found between word boundaries (case-insensitive)."""
-    return not any(re.search(rf"\b{w}\b", response, flags=re.IGNORECASE) for w in forbidden_words)
+    return not any(bounded.search(rf"\b{w}\b", response, flags=re.IGNORECASE) for w in forbidden_words)
 
 
 def keyword_frequency(response: str, *, keyword: str, frequency: int, relation: Relation) -> bool:
     """The keyword (a regular expression, case-insensitive, inside words too) is found fewer than /
     at least `frequency` times."""
-    return relation.holds(len(re.findall(keyword.strip(), response, flags=re.IGNORECASE)), frequency)
+    return relation.holds(len(bounded.findall(keyword.strip(), response, flags=re.IGNORECASE)), frequency)
 
 
 def letter_frequency(response: str, *, letter: str, let_frequency: int, let_relation: Relation) -> bool:
@@ -56,7 +57,7 @@ def _postscript_pattern(marker: str) -> str:
 def postscript(response: str, *, postscript_marker: str) -> bool:
     """The postscript marker (e.g. 'P.S.' or 'P.P.S', case-insensitive) occurs somewhere."""
     pattern = _postscript_pattern(postscript_marker.strip())
-    return bool(re.findall(pattern, response.lower(), flags=re.MULTILINE))
+    return bool(bounded.findall(pattern, response.lower(), flags=re.MULTILINE))
 
 
 def no_comma(response: str) -> bool:

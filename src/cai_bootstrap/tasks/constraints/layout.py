@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 
+from . import bounded
+
 CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
 # The reference's bullets: a line opening with '*' not followed by another '*' ('*text' counts,
 # '**bold**' does not), or with '-' (so '---' and '-text' count too).
@@ -48,7 +50,7 @@ def multiple_sections(response: str, *, section_spliter: str, num_sections: int)
     """At least `num_sections` headers '<spliter> <number>' (the spliter is a case-sensitive regular
     expression, found anywhere: 'SUBSECTION 1' counts for 'SECTION')."""
     pattern = r"\s?" + section_spliter.strip() + r"\s?\d+\s?"
-    return len(re.split(pattern, response)) - 1 >= num_sections
+    return len(bounded.split(pattern, response)) - 1 >= num_sections
 
 
 def number_bullet_lists(response: str, *, num_bullets: int) -> bool:
