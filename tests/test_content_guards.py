@@ -103,6 +103,14 @@ def test_what_a_request_asks_for_is_not_a_problem():
     assert cc.echo_overlap(quoted.prompt, "Thank you for reading.") == 0.0
 
 
+def test_short_answers_are_no_echo_or_copy():
+    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION)
+    yes_no = ConstraintSpec(id="cai:yes_no", kwargs={"answer": "yes"}, text="Answer yes or no.")
+    ins = _instruction((yes_no,), kind="fact_question", prompt="Do bees make honey? Answer yes or no.")
+    assert content_guards.answer_problem(guard, ins, "Yes.") is None
+    assert cc.copy_overlap("Yes.", guard.exemplar_grams) == 0.0
+
+
 def test_thresholds_are_settings():
     off = ContentGuardSettings(max_echo=None, max_repeated_lines=None, max_repeated_ngrams=None)
     guard = content_guards.make_guard(off, CONSTITUTION)
