@@ -53,7 +53,8 @@ _RULE_TALK = re.compile(
     r"\b(?:in|of|throughout)\s+(?:your|the)\s+(?:entire\s+|whole\s+)?(?:response|answer|reply)\b"
     r"|\byour\s+(?:entire\s+|whole\s+)?(?:response|answer|reply)\s+(?:should|must|will|has\s+to)\b"
     r"|\b(?:answer|respond|write)\s+(?:in|with|using)\s+(?:exactly\s+|at\s+least\s+|at\s+most\s+)?"
-    r"(?:\d+|one|two|three|four|five)\s+(?:words|sentences|paragraphs|bullet)",
+    r"(?:\d+|one|two|three|four|five)\s+(?:words|sentences|paragraphs|bullet)"
+    r"|\b(?:use|include|mention|avoid)\s+the\s+words?\s+[\"“']",
     re.IGNORECASE,
 )
 
