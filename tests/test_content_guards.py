@@ -52,6 +52,10 @@ BAD = {
         "echo",
     ),
     "rule talk": ('Bees: * Do not use the words "nectar" or "hive" in your response. garden', "echo"),
+    "rule recital": (
+        '* Visit a garden.\n* Use the word "simple" in your sentences.\n* Be kind to bees.',
+        "echo",
+    ),
     "repeated lines": ("Bees make honey in a garden.\n" * 3 + "They are busy.", "repetition"),
     "repeated n-grams": ("bees make honey in the garden " * 6, "repetition"),
     "highlight stubs": ("*highlight* bees *highlight* garden *highlight*", "placeholder"),
@@ -99,8 +103,37 @@ def test_what_a_request_asks_for_is_not_a_problem():
     assert content_guards.answer_problem(guard, _instruction((words,)), "Nectar becomes honey.") is None
     span = ConstraintSpec(id="cai:contains_answer", kwargs={"answers": ["bees make honey"]}, text="x")
     assert content_guards.answer_problem(guard, _instruction((span,)), "bees make honey") is None
+    at_least = ConstraintSpec(
+        id="length_constraints:number_sentences",
+        kwargs={"num_sentences": 1, "relation": "at least"},
+        text="x",
+    )
+    assert content_guards.answer_problem(guard, _instruction((at_least,)), "Nectar becomes honey.") is None
     quoted = _instruction(prompt='Describe how bees make honey. End with "Thank you for reading."')
     assert cc.echo_overlap(quoted.prompt, "Thank you for reading.") == 0.0
+
+
+def test_an_upper_bound_does_not_excuse_a_two_word_poem():
+    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION)
+    fewer = ConstraintSpec(
+        id="length_constraints:number_sentences",
+        kwargs={"num_sentences": 5, "relation": "less than"},
+        text="x",
+    )
+    poem = _instruction((fewer,), kind="poem", prompt="Write a short poem about a snowy mountain.")
+    assert content_guards.answer_problem(guard, poem, '"Snowy mountain"')[0] is DropReason.NO_CONTENT
+    few_words = ConstraintSpec(
+        id="length_constraints:number_words", kwargs={"num_words": 5, "relation": "less than"}, text="x"
+    )
+    assert content_guards.answer_problem(guard, _instruction((few_words,)), "Nectar becomes honey.") is None
+
+
+def test_short_answers_are_no_echo_or_copy():
+    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION)
+    yes_no = ConstraintSpec(id="cai:yes_no", kwargs={"answer": "yes"}, text="Answer yes or no.")
+    ins = _instruction((yes_no,), kind="fact_question", prompt="Do bees make honey? Answer yes or no.")
+    assert content_guards.answer_problem(guard, ins, "Yes.") is None
+    assert cc.copy_overlap("Yes.", guard.exemplar_grams) == 0.0
 
 
 def test_thresholds_are_settings():
