@@ -9,6 +9,8 @@ import re
 import pytest
 
 from cai_bootstrap.constitution import load_constitution
+from cai_bootstrap.engines import Capabilities
+from cai_bootstrap.errors import UserError
 from cai_bootstrap.records import ConstraintSpec, Instruction, Response
 from cai_bootstrap.steps import content_guards, critique, pairs
 from cai_bootstrap.steps.content_guards import ContentGuardSettings
@@ -213,13 +215,22 @@ class ScriptedEngine:
         ]
 
 
+ORIGINAL = "Bees fly around and that is honey."
+
+
 @pytest.mark.parametrize(
-    "revision, status", [(SUNRISE, RevisionStatus.REJECTED), (GOOD, RevisionStatus.REVISED)]
+    "revision, status, detail",
+    [
+        (SUNRISE, RevisionStatus.REJECTED, "copied_exemplar"),
+        (OFF_TOPIC, RevisionStatus.REJECTED, "less_relevant: relevance -0.60 vs original +0.40"),
+        (GOOD, RevisionStatus.REVISED, ""),
+    ],
 )
-def test_a_revision_must_pass_the_guards_to_count_as_revised(revision, status):
+def test_a_revision_must_pass_the_guards_to_count_as_revised(revision, status, detail):
     ins = [_instruction(())]
-    responses = [_response("r0", "Bees fly around and that is honey.", True)]
-    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION)
+    responses = [_response("r0", ORIGINAL, True)]
+    rel, calls = _relevance({ORIGINAL: 0.4, GOOD: 1.2, OFF_TOPIC: -0.6})
+    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION, rel)
     out = critique.run(
         CritiqueSettings(select=CritiqueSelect.ALL, max_items=None, stop_if_all_rejected=False),
         ins,
@@ -227,17 +238,19 @@ def test_a_revision_must_pass_the_guards_to_count_as_revised(revision, status):
         CONSTITUTION,
         ScriptedEngine(revision),
         check=lambda i, t: [],
-        guard=lambda i, t: content_guards.answer_problem(guard, i, t),
+        guard=lambda items: content_guards.revision_problems(guard, items),
     )
     (rec,) = out.critiques
-    assert rec.status is status
+    assert rec.status is status and rec.detail.startswith(detail)
     if status is RevisionStatus.REJECTED:
-        assert rec.reject_reason is RejectReason.CONTENT_GUARD and rec.detail.startswith("copied_exemplar")
-        assert out.revisions == []
+        assert rec.reject_reason is RejectReason.CONTENT_GUARD and out.revisions == []
+    assert calls == ([] if revision == SUNRISE else [2])  # original and revision, one batch
 
 
 class PMIEngine:
     """logprobs: -1 per request token after no answer, -0.25 per token after an answer naming bees."""
+
+    capabilities = Capabilities(prompt_logprobs=True, native_n=True, token_ids=False)
 
     def count_tokens(self, text):
         return len(text.split())
@@ -255,6 +268,13 @@ def test_relevance_is_the_request_likelihood_gained_per_token_in_one_call():
     engine = PMIEngine()
     scores = cc.relevance_scorer(engine)([("How do bees fly?", "Bees flap."), ("How do bees fly?", "Cars.")])
     assert scores == [pytest.approx(0.75), pytest.approx(0.0)] and engine.calls == 1
+
+
+def test_an_engine_that_cannot_score_stops_with_the_settings_to_change():
+    engine = PMIEngine()
+    engine.capabilities = Capabilities(prompt_logprobs=False, native_n=True, token_ids=False)
+    with pytest.raises(UserError, match="pairs.guards.relevance: false"):
+        cc.relevance_scorer(engine)
 
 
 def test_relevance_runs_on_a_real_model(tiny_model_dir):

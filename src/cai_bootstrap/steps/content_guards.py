@@ -3,8 +3,8 @@ copies an exemplar, says almost nothing, or is about something else is never cho
 target and never an accepted revision (issue 26). No judge: the measures are in
 `tasks/content_checks.py`; relevance uses the input model's own log-likelihoods.
 
-pairs.py asks `pair_problem` of each ordered pair and `answer_problem` of each SFT target; critique.py
-asks `answer_problem` of each revision. Each answer's result is cached by response id.
+pairs.py asks `pair_problem` of each ordered pair and `sft_problem` of each SFT target; critique.py
+asks `revision_problems` of its revisions. Each answer's result is cached by response id.
 """
 
 from __future__ import annotations
@@ -239,3 +239,19 @@ def sft_problem(guard: Guard, instruction: Instruction, answer: Response):
     if floor is not None and rel is not None and rel < floor:
         return DropReason.LESS_RELEVANT, f"relevance {rel:+.2f} < {floor:+.2f} nats/token"
     return None
+
+
+def revision_problems(guard: Guard, items: list[tuple[Instruction, str, str]]) -> list:
+    """Per (instruction, original, revision): why the revision may not count as revised (a text
+    guard, or much less relevant than the original it replaces), or None. Relevance in one batch."""
+    out = [answer_problem(guard, ins, revision) for ins, _, revision in items]
+    live = [k for k, why in enumerate(out) if why is None]
+    if guard.relevance_fn is None or not live:
+        return out
+    asks = [(items[k][0].task or items[k][0].prompt, items[k][j]) for k in live for j in (1, 2)]
+    scores = guard.relevance_fn(asks)
+    for n, k in enumerate(live):
+        before, after = scores[2 * n], scores[2 * n + 1]
+        if after < before - guard.cfg.max_relevance_drop:
+            out[k] = DropReason.LESS_RELEVANT, f"relevance {after:+.2f} vs original {before:+.2f} nats/token"
+    return out

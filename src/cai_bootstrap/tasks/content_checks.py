@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from ..engines import Engine
+from ..errors import UserError
 
 _WORD = re.compile(r"\w+")
 # A span the request asks to be reproduced ("include the keyword 'garden'", 'end with "Sleep well."'):
@@ -152,6 +153,13 @@ def relevance_scorer(engine: Engine) -> RelevanceFn:
     """(request, answer) pairs -> nats per request token that the answer adds to the request.
 
     One batched `engine.logprobs` call: one forward per pair plus one per distinct request."""
+    if not engine.capabilities.prompt_logprobs:
+        raise UserError(
+            "the content guards and measures score relevance with the model, but this engine does not "
+            "return prompt logprobs",
+            "serve the model with vLLM or llama-cpp-python (--logits_all True), or set "
+            "pairs.guards.relevance: false and eval.content.relevance: false",
+        )
 
     def score(items: list[tuple[str, str]]) -> list[float]:
         if not items:
