@@ -9,6 +9,8 @@ import re
 import pytest
 
 from cai_bootstrap.constitution import load_constitution
+from cai_bootstrap.engines import Capabilities
+from cai_bootstrap.errors import UserError
 from cai_bootstrap.records import ConstraintSpec, Instruction, Response
 from cai_bootstrap.steps import content_guards, critique, pairs
 from cai_bootstrap.steps.content_guards import ContentGuardSettings
@@ -52,6 +54,10 @@ BAD = {
         "echo",
     ),
     "rule talk": ('Bees: * Do not use the words "nectar" or "hive" in your response. garden', "echo"),
+    "rule recital": (
+        '* Visit a garden.\n* Use the word "simple" in your sentences.\n* Be kind to bees.',
+        "echo",
+    ),
     "repeated lines": ("Bees make honey in a garden.\n" * 3 + "They are busy.", "repetition"),
     "repeated n-grams": ("bees make honey in the garden " * 6, "repetition"),
     "highlight stubs": ("*highlight* bees *highlight* garden *highlight*", "placeholder"),
@@ -99,8 +105,37 @@ def test_what_a_request_asks_for_is_not_a_problem():
     assert content_guards.answer_problem(guard, _instruction((words,)), "Nectar becomes honey.") is None
     span = ConstraintSpec(id="cai:contains_answer", kwargs={"answers": ["bees make honey"]}, text="x")
     assert content_guards.answer_problem(guard, _instruction((span,)), "bees make honey") is None
+    at_least = ConstraintSpec(
+        id="length_constraints:number_sentences",
+        kwargs={"num_sentences": 1, "relation": "at least"},
+        text="x",
+    )
+    assert content_guards.answer_problem(guard, _instruction((at_least,)), "Nectar becomes honey.") is None
     quoted = _instruction(prompt='Describe how bees make honey. End with "Thank you for reading."')
     assert cc.echo_overlap(quoted.prompt, "Thank you for reading.") == 0.0
+
+
+def test_an_upper_bound_does_not_excuse_a_two_word_poem():
+    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION)
+    fewer = ConstraintSpec(
+        id="length_constraints:number_sentences",
+        kwargs={"num_sentences": 5, "relation": "less than"},
+        text="x",
+    )
+    poem = _instruction((fewer,), kind="poem", prompt="Write a short poem about a snowy mountain.")
+    assert content_guards.answer_problem(guard, poem, '"Snowy mountain"')[0] is DropReason.NO_CONTENT
+    few_words = ConstraintSpec(
+        id="length_constraints:number_words", kwargs={"num_words": 5, "relation": "less than"}, text="x"
+    )
+    assert content_guards.answer_problem(guard, _instruction((few_words,)), "Nectar becomes honey.") is None
+
+
+def test_short_answers_are_no_echo_or_copy():
+    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION)
+    yes_no = ConstraintSpec(id="cai:yes_no", kwargs={"answer": "yes"}, text="Answer yes or no.")
+    ins = _instruction((yes_no,), kind="fact_question", prompt="Do bees make honey? Answer yes or no.")
+    assert content_guards.answer_problem(guard, ins, "Yes.") is None
+    assert cc.copy_overlap("Yes.", guard.exemplar_grams) == 0.0
 
 
 def test_thresholds_are_settings():
@@ -180,13 +215,22 @@ class ScriptedEngine:
         ]
 
 
+ORIGINAL = "Bees fly around and that is honey."
+
+
 @pytest.mark.parametrize(
-    "revision, status", [(SUNRISE, RevisionStatus.REJECTED), (GOOD, RevisionStatus.REVISED)]
+    "revision, status, detail",
+    [
+        (SUNRISE, RevisionStatus.REJECTED, "copied_exemplar"),
+        (OFF_TOPIC, RevisionStatus.REJECTED, "less_relevant: relevance -0.60 vs original +0.40"),
+        (GOOD, RevisionStatus.REVISED, ""),
+    ],
 )
-def test_a_revision_must_pass_the_guards_to_count_as_revised(revision, status):
+def test_a_revision_must_pass_the_guards_to_count_as_revised(revision, status, detail):
     ins = [_instruction(())]
-    responses = [_response("r0", "Bees fly around and that is honey.", True)]
-    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION)
+    responses = [_response("r0", ORIGINAL, True)]
+    rel, calls = _relevance({ORIGINAL: 0.4, GOOD: 1.2, OFF_TOPIC: -0.6})
+    guard = content_guards.make_guard(ContentGuardSettings(), CONSTITUTION, rel)
     out = critique.run(
         CritiqueSettings(select=CritiqueSelect.ALL, max_items=None, stop_if_all_rejected=False),
         ins,
@@ -194,17 +238,19 @@ def test_a_revision_must_pass_the_guards_to_count_as_revised(revision, status):
         CONSTITUTION,
         ScriptedEngine(revision),
         check=lambda i, t: [],
-        guard=lambda i, t: content_guards.answer_problem(guard, i, t),
+        guard=lambda items: content_guards.revision_problems(guard, items),
     )
     (rec,) = out.critiques
-    assert rec.status is status
+    assert rec.status is status and rec.detail.startswith(detail)
     if status is RevisionStatus.REJECTED:
-        assert rec.reject_reason is RejectReason.CONTENT_GUARD and rec.detail.startswith("copied_exemplar")
-        assert out.revisions == []
+        assert rec.reject_reason is RejectReason.CONTENT_GUARD and out.revisions == []
+    assert calls == ([] if revision == SUNRISE else [2])  # original and revision, one batch
 
 
 class PMIEngine:
     """logprobs: -1 per request token after no answer, -0.25 per token after an answer naming bees."""
+
+    capabilities = Capabilities(prompt_logprobs=True, native_n=True, token_ids=False)
 
     def count_tokens(self, text):
         return len(text.split())
@@ -222,6 +268,13 @@ def test_relevance_is_the_request_likelihood_gained_per_token_in_one_call():
     engine = PMIEngine()
     scores = cc.relevance_scorer(engine)([("How do bees fly?", "Bees flap."), ("How do bees fly?", "Cars.")])
     assert scores == [pytest.approx(0.75), pytest.approx(0.0)] and engine.calls == 1
+
+
+def test_an_engine_that_cannot_score_stops_with_the_settings_to_change():
+    engine = PMIEngine()
+    engine.capabilities = Capabilities(prompt_logprobs=False, native_n=True, token_ids=False)
+    with pytest.raises(UserError, match="pairs.guards.relevance: false"):
+        cc.relevance_scorer(engine)
 
 
 def test_relevance_runs_on_a_real_model(tiny_model_dir):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from cai_bootstrap.records import EvalItem, Instruction
+from cai_bootstrap.records import ConstraintSpec, EvalItem, Instruction
 from cai_bootstrap.report.content import content_rows
 from cai_bootstrap.report.model import ReportData, StageReport
 from cai_bootstrap.report.render import render
@@ -78,6 +78,15 @@ def test_each_answer_is_measured():
     assert recs[1].words == 1 and recs[2].words == len(GOOD[2].split()) and recs[0].relevance is None
     looping = _records("trained", ["the mill the mill the mill the mill the mill the mill"] * N)
     assert all(r.repetition for r in looping)
+
+
+def test_answer_checked_questions_are_left_out():
+    held = _held()
+    held[0] = held[0].model_copy(
+        update={"constraints": [ConstraintSpec(id="cai:yes_no", kwargs={"answer": "yes"}, text="x")]}
+    )
+    recs = cm.measure(cm.ContentSettings(), held, _items("base", GOOD), None)
+    assert len(recs) == N - 1 and "h0" not in {r.instruction_id for r in recs}
 
 
 def test_degraded_content_is_significant_and_flagged():

@@ -54,9 +54,9 @@ def test_round_one_keeps_one_pool_and_round_two_is_mostly_model_written(written)
 
 
 def test_too_few_model_tasks_give_what_they_can_and_say_so(written, caplog):
-    written["n"] = 2  # at most 3 instructions each
+    written["n"] = 1  # at most MAX_USES_PER_TASK instructions from it
     stats = _share(2)
-    assert stats["self_instruct_share"] == pytest.approx(6 / 20)
+    assert stats["self_instruct_share"] == pytest.approx(instructions.MAX_USES_PER_TASK / 20)
     assert "raise instructions.self_instruct.n_tasks" in caplog.text
     written["n"] = 0
     assert _share(2)["self_instruct_share"] == 0.0

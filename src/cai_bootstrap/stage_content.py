@@ -10,14 +10,15 @@ from .records import EvalItem, Instruction
 from .runner import Done, StepSpec
 from .stage_context import StageContext
 from .steps import content_measures as cm
-from .store import read_jsonl
+from .store import read_jsonl, write_jsonl
 from .tasks.content_checks import relevance_scorer
 
 
 def _content(ctx: StageContext, st, inputs, models) -> Done:
     cfg = ctx.cfg.eval.content
     if not cfg.enabled:
-        return Done([], {"items": 0}, {"comparison": None})
+        write_jsonl(st.records_path, [])
+        return Done(None, {"items": 0}, {"comparison": None})
     held = read_jsonl(inputs["heldout"] / "records.jsonl", Instruction)
     answers = "eval" if "eval" in inputs else "eval_base"
     items = read_jsonl(inputs[answers] / "records.jsonl", EvalItem)
@@ -26,8 +27,11 @@ def _content(ctx: StageContext, st, inputs, models) -> Done:
     comparison = None
     if "content_base" in inputs:
         base = read_jsonl(inputs["content_base"] / "records.jsonl", cm.ContentRecord)
-        comparison = cm.compare_content(base, recs, cfg.alpha).model_dump(mode="json")
-    return Done(recs, {"items": len(recs)}, {"comparison": comparison})
+        c = cm.compare_content(base, recs, cfg.alpha)
+        comparison = c.model_dump(mode="json") if c.n else None  # no content requests held out
+    # Zero records is a legitimate outcome (a stage that holds out no content requests).
+    write_jsonl(st.records_path, recs)
+    return Done(None, {"items": len(recs)}, {"comparison": comparison})
 
 
 CONTENT_BASE = StepSpec(

@@ -161,8 +161,9 @@ def _critique(ctx: StageContext, st, inputs, models) -> Done:
     out = None
     if ctx.cfg.critique.enabled:
         engine = ctx.engines.get(models["generator"])
-        g = content_guards.make_guard(ctx.cfg.pairs.guards, ctx.constitution)  # text guards only
-        guard = (lambda i, text: content_guards.answer_problem(g, i, text)) if g else None
+        gcfg = ctx.cfg.pairs.guards  # relevance by the same model that writes the revisions
+        g = content_guards.make_guard(gcfg, ctx.constitution, relevance_scorer(engine))
+        guard = (lambda items: content_guards.revision_problems(g, items)) if g else None
         out = critique.run(ctx.cfg.critique, ins, resp, ctx.constitution, engine, guard=guard)
     write_jsonl(st.folder / "critiques.jsonl", out.critiques if out else [])
     # Revisions may legitimately be zero (nothing needed revising): records.jsonl may be empty.
@@ -191,11 +192,7 @@ CRITIQUE = StepSpec(
     "critique",
     _critique,
     settings=("critique", "pairs.guards"),
-    ignores={
-        "pairs.guards.relevance": "revisions get the text guards only",
-        "pairs.guards.max_relevance_drop": "revisions get the text guards only",
-        "pairs.guards.min_sft_relevance": "revisions get the text guards only",
-    },
+    ignores={"pairs.guards.min_sft_relevance": "revisions are checked against their originals"},
     reads=("instructions", "responses"),
     models={"generator": "generator"},
     resources=(FRAME, *GUARD_TEMPLATES, "tasks/data", "tasks/content_checks.py"),

@@ -3,8 +3,8 @@ copies an exemplar, says almost nothing, or is about something else is never cho
 target and never an accepted revision (issue 26). No judge: the measures are in
 `tasks/content_checks.py`; relevance uses the input model's own log-likelihoods.
 
-pairs.py asks `pair_problem` of each ordered pair and `answer_problem` of each SFT target; critique.py
-asks `answer_problem` of each revision. Each answer's result is cached by response id.
+pairs.py asks `pair_problem` of each ordered pair and `sft_problem` of each SFT target; critique.py
+asks `revision_problems` of its revisions. Each answer's result is cached by response id.
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from ..tasks import frame
 from ..tasks.phrasings import PHRASINGS
 from .pair_records import DropReason
 
-# Requests that set a length (or a fixed answer), so a short answer may be exactly right.
-LENGTH_IDS = frozenset(
+# Requests whose own rules set how long the answer is (a lower bound, an exact count, a fixed answer):
+# the verifiers judge its length. An upper bound alone ("fewer than 5 sentences") does not excuse
+# a two-word poem; `_word_floor` lowers the floor under a word cap the request sets.
+OWN_LENGTH_IDS = frozenset(
     {
-        "length_constraints:number_words",
-        "length_constraints:number_sentences",
         "length_constraints:number_paragraphs",
         "length_constraints:nth_paragraph_first_word",
         "cai:exact_words",
-        "cai:max_words",
         "cai:word_range",
         "cai:choice",
         "cai:yes_no",
@@ -176,10 +175,26 @@ def _check(cfg: ContentGuardSettings, grams, instruction: Instruction, text: str
         return DropReason.PLACEHOLDER, why
     if cfg.max_copy is not None and (c := cc.copy_overlap(body, grams, instruction.prompt)) >= cfg.max_copy:
         return DropReason.COPIED_EXEMPLAR, f"{c:.0%} of its 4-grams are exemplar text"
-    n = len(cc.words(body))
-    if content and not ids & LENGTH_IDS and n < cfg.min_content_words:
-        return DropReason.NO_CONTENT, f"{n} words for a {instruction.task_kind} request with no length"
+    n, floor = len(cc.words(body)), _word_floor(instruction, cfg.min_content_words)
+    if content and floor is not None and n < floor:
+        return DropReason.NO_CONTENT, f"{n} words for a {instruction.task_kind} request (floor {floor})"
     return None
+
+
+def _word_floor(instruction: Instruction, min_words: int) -> int | None:
+    """Fewest words a content answer needs: min_words, lowered to half a word cap the request sets;
+    None when the request's own rules set a length (OWN_LENGTH_IDS, or an 'at least' bound)."""
+    floor = min_words
+    for c in instruction.constraints:
+        at_least = c.id.startswith("length_constraints:") and c.kwargs.get("relation") == "at least"
+        if c.id in OWN_LENGTH_IDS or at_least:
+            return None
+        # A word cap: at least half of what it allows ("at most 3 words" is answered by one or two).
+        if c.id == "cai:max_words":
+            floor = min(floor, int(c.kwargs["max_words"]) // 2)
+        if c.id == "length_constraints:number_words":  # "less than" N: at most N - 1
+            floor = min(floor, (int(c.kwargs["num_words"]) - 1) // 2)
+    return floor
 
 
 def answer_problem(guard: Guard, instruction: Instruction, text: str, key: str | None = None):
@@ -224,3 +239,19 @@ def sft_problem(guard: Guard, instruction: Instruction, answer: Response):
     if floor is not None and rel is not None and rel < floor:
         return DropReason.LESS_RELEVANT, f"relevance {rel:+.2f} < {floor:+.2f} nats/token"
     return None
+
+
+def revision_problems(guard: Guard, items: list[tuple[Instruction, str, str]]) -> list:
+    """Per (instruction, original, revision): why the revision may not count as revised (a text
+    guard, or much less relevant than the original it replaces), or None. Relevance in one batch."""
+    out = [answer_problem(guard, ins, revision) for ins, _, revision in items]
+    live = [k for k, why in enumerate(out) if why is None]
+    if guard.relevance_fn is None or not live:
+        return out
+    asks = [(items[k][0].task or items[k][0].prompt, items[k][j]) for k in live for j in (1, 2)]
+    scores = guard.relevance_fn(asks)
+    for n, k in enumerate(live):
+        before, after = scores[2 * n], scores[2 * n + 1]
+        if after < before - guard.cfg.max_relevance_drop:
+            out[k] = DropReason.LESS_RELEVANT, f"relevance {after:+.2f} vs original {before:+.2f} nats/token"
+    return out

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..records import EvalItem, Instruction, Record
 from ..stats import Comparison, McNemarResult, RateSummary, mcnemar, summarize_bools
 from ..tasks import content_checks as cc
+from .content_guards import ANSWER_IDS
 
 FLAG = "gain with degraded content"
 SHORT_WORDS = 3
@@ -57,9 +58,12 @@ class ContentRecord(Record):
 def measure(
     cfg: ContentSettings, held: list[Instruction], items: list[EvalItem], relevance_fn: cc.RelevanceFn | None
 ) -> list[ContentRecord]:
-    """One ContentRecord per evaluated answer; relevance in one batch when `relevance_fn` is given."""
+    """One ContentRecord per evaluated answer to a request for content; relevance in one batch when
+    `relevance_fn` is given. Answer-checked questions (a fact, a choice, a span of a passage: the
+    curriculum stages) are left out: a short answer in the request's own words is right there."""
     by_id = {i.id: i for i in held}
     pairs = [(by_id[it.instruction_id], it) for it in items]
+    pairs = [(i, it) for i, it in pairs if not {c.id for c in i.constraints} & ANSWER_IDS]
     scores = relevance_fn([(i.task or i.prompt, it.response) for i, it in pairs]) if relevance_fn else None
     out = []
     for k, (ins, it) in enumerate(pairs):

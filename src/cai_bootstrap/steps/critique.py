@@ -25,8 +25,9 @@ from ..tasks.constraints import check_instruction
 from ..templates import KEEP_ORIGINAL, REVISION_END, STOP, VERDICT_OK, VERDICT_PROBLEM, render
 
 CheckFn = Callable[[Instruction, str], list[bool]]
-# (instruction, revision) -> (reason, detail) of the content guard it fails, or None (content_guards.py)
-GuardFn = Callable[[Instruction, str], tuple[str, str] | None]
+# [(instruction, original, revision)] -> per revision, (reason, detail) of the content guard it fails,
+# or None (content_guards.revision_problems); batched, as its relevance check runs the model.
+GuardFn = Callable[[list[tuple[Instruction, str, str]]], list[tuple[str, str] | None]]
 
 
 def verify(instruction: Instruction, text: str) -> list[bool]:
@@ -327,6 +328,15 @@ def _record(
     )
 
 
+def _apply_guard(guard: GuardFn, items: list[_Item], parses: list[ParsedRevision]) -> None:
+    """Reject, in place, the revisions the content guard refuses (they do not count as revised)."""
+    done = [k for k, p in enumerate(parses) if p.status is RevisionStatus.REVISED]
+    whys = guard([(items[k].instruction, items[k].current.text, parses[k].text) for k in done])
+    for k, why in zip(done, whys, strict=True):
+        if why:
+            parses[k] = _reject(parses[k].raw, RejectReason.CONTENT_GUARD, f"{why[0]}: {why[1]}")
+
+
 def _revision_round(
     cfg, items, constitution, engine, round_, check: CheckFn, guard: GuardFn | None = None
 ) -> tuple[list, list[_Item]]:
@@ -339,8 +349,8 @@ def _revision_round(
     ]
     outs = engine.generate(prompts, _sampling(cfg, cfg.max_new_tokens, round_)) if items else []
     records, revised = [], []
-    for it, out in zip(items, outs, strict=True):
-        parsed = parse_revision(
+    parses = [
+        parse_revision(
             out[0],
             it.current.text,
             it.instruction,
@@ -349,8 +359,11 @@ def _revision_round(
             min_length_ratio=cfg.min_length_ratio,
             check=check,
         )
-        if guard and parsed.status is RevisionStatus.REVISED and (why := guard(it.instruction, parsed.text)):
-            parsed = _reject(parsed.raw, RejectReason.CONTENT_GUARD, f"{why[0]}: {why[1]}")
+        for it, out in zip(items, outs, strict=True)
+    ]
+    if guard:
+        _apply_guard(guard, items, parses)
+    for it, parsed in zip(items, parses, strict=True):
         rec = _record(it, round_, parsed)
         records.append(rec)
         if parsed.status is RevisionStatus.REVISED:

@@ -120,8 +120,9 @@ def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]
 
 
 # A model-written task is composed into at most this many instructions (different constraints each), so
-# that a round with few accepted tasks does not fill its training set with copies of them.
-MAX_USES_PER_TASK = 3
+# that a round with few accepted tasks does not fill its training set with copies of them; about what
+# the GPU recipe makes of a seed task (1000 instructions from 140 seed tasks: 7 each).
+MAX_USES_PER_TASK = 6
 
 
 def _from_model_tasks(si_cfg, n: int, round_: int, n_tasks: int) -> int | None:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from ..engines import Engine
+from ..errors import UserError
 
 _WORD = re.compile(r"\w+")
 # A span the request asks to be reproduced ("include the keyword 'garden'", 'end with "Sleep well."'):
@@ -53,7 +54,8 @@ _RULE_TALK = re.compile(
     r"\b(?:in|of|throughout)\s+(?:your|the)\s+(?:entire\s+|whole\s+)?(?:response|answer|reply)\b"
     r"|\byour\s+(?:entire\s+|whole\s+)?(?:response|answer|reply)\s+(?:should|must|will|has\s+to)\b"
     r"|\b(?:answer|respond|write)\s+(?:in|with|using)\s+(?:exactly\s+|at\s+least\s+|at\s+most\s+)?"
-    r"(?:\d+|one|two|three|four|five)\s+(?:words|sentences|paragraphs|bullet)",
+    r"(?:\d+|one|two|three|four|five)\s+(?:words|sentences|paragraphs|bullet)"
+    r"|\b(?:use|include|mention|avoid)\s+the\s+words?\s+[\"“']",
     re.IGNORECASE,
 )
 
@@ -123,25 +125,17 @@ def placeholder(answer: str, brackets_allowed: bool = False, short_bullets_are_s
 
 def copy_overlap(answer: str, exemplar_grams: set[tuple[str, ...]], request: str = "", n: int = 4) -> float:
     """Share of the answer's word n-grams found in exemplar text (few-shot answers, constitution
-    examples, template text), leaving out n-grams the request itself contains."""
+    examples, template text), leaving out n-grams the request itself contains. An answer shorter
+    than n words is 0.0: single words of it ("Yes.") are in some exemplar by chance."""
     tokens = words(answer)
-    if not tokens:
-        return 0.0
-    n = min(n, len(tokens))
     own = set(ngrams(words(request), n))
     grams = [g for g in ngrams(tokens, n) if g not in own]
     return sum(g in exemplar_grams for g in grams) / len(grams) if grams else 0.0
 
 
-def exemplar_ngrams(texts: Iterable[str], sizes: Iterable[int] = (1, 2, 3, 4)) -> set[tuple[str, ...]]:
-    """Every word n-gram of the exemplar texts, for each size `copy_overlap` may use (short answers
-    are measured on shorter n-grams)."""
-    out: set[tuple[str, ...]] = set()
-    for text in texts:
-        tokens = words(text)
-        for n in sizes:
-            out.update(ngrams(tokens, n))
-    return out
+def exemplar_ngrams(texts: Iterable[str], n: int = 4) -> set[tuple[str, ...]]:
+    """Every word n-gram of the exemplar texts, for `copy_overlap`."""
+    return {g for text in texts for g in ngrams(words(text), n)}
 
 
 # ---------------------------------------------------------------- relevance by back-translation
@@ -159,6 +153,13 @@ def relevance_scorer(engine: Engine) -> RelevanceFn:
     """(request, answer) pairs -> nats per request token that the answer adds to the request.
 
     One batched `engine.logprobs` call: one forward per pair plus one per distinct request."""
+    if not engine.capabilities.prompt_logprobs:
+        raise UserError(
+            "the content guards and measures score relevance with the model, but this engine does not "
+            "return prompt logprobs",
+            "serve the model with vLLM or llama-cpp-python (--logits_all True), or set "
+            "pairs.guards.relevance: false and eval.content.relevance: false",
+        )
 
     def score(items: list[tuple[str, str]]) -> list[float]:
         if not items:
