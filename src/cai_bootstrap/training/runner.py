@@ -22,7 +22,7 @@ import torch
 from ..errors import UserError
 from ..kernels import liger_kernels
 from ..log import log
-from ..runner import model_identity, signed
+from ..signing import model_identity, signed
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
 from .config import LoraSettings, TrainResult
