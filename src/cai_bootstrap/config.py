@@ -7,7 +7,7 @@ module composes them into one `Recipe`. Unknown keys are errors that name the ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +17,7 @@ from .engines.openai import OpenAISettings
 from .engines.ray import RaySettings
 from .engines.vllm import VLLMSettings
 from .errors import UserError
+from .health import GATE_EXEMPT
 from .steps.critique import CritiqueSettings
 from .steps.judge import JudgeSettings
 from .steps.pairs import PairSettings
@@ -134,6 +135,9 @@ class InstructionSettings(_Strict):
 
 
 class ResponseSettings(_Strict):
+    signature_exempt: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("max_truncated_fraction", "max_same_answer_fraction"), GATE_EXEMPT
+    )
     k: int = Field(4, ge=1, description="answers sampled per training instruction (best-of-k)")
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)

@@ -209,7 +209,7 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     chosen = out.pairs if pcfg.sft_from_chosen else ()
     sft = pairs.sft_examples(ins, cands, chosen, pcfg.drop_truncated, pcfg.sft_per_instruction)
     # Health gate: enough pairs for DPO and examples for SFT (health.py); the thresholds gate, they do
-    # not change this step's output, so sft.min_examples stays out of this step's signature.
+    # not change any output, so both are signature_exempt: loosening one after it fired reruns this step only.
     health.check_training_data(
         len(out.pairs),
         len(sft),

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -190,6 +191,7 @@ class ReviseWhen(StrEnum):
 
 class CritiqueSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    signature_exempt: ClassVar[dict[str, str]] = {"stop_if_all_rejected": health.GATE_EXEMPT}
     enabled: bool = Field(True, description="run critique and revision at all")
     select: CritiqueSelect = Field(CritiqueSelect.FAILING_OR_UNVERIFIED, description="answers to critique")
     max_items: int | None = Field(200, ge=1, description="cap on answers (seeded sample); null = all")
