@@ -25,7 +25,6 @@ from ..stats import CorrectedRate, RateSummary, rogan_gladen, summarize_bools
 from ..tasks import frame
 from ..tasks.safety_prompts import (  # noqa: F401  (re-exported: the prompt sets are part of this step's interface)
     EvalPrompt,
-    RedteamTopic,
     SafetyKind,
     load_eval_prompts,
     load_redteam_topics,
@@ -35,7 +34,6 @@ from .calibrate import Calibration, TypeCalibration
 from .safety_judge import (  # noqa: F401  (re-exported: the judge and its settings are this step's interface)
     GENERIC_HARM_CONCERN,
     GENERIC_HARM_ID,
-    LEXICAL_REFUSAL_MARKERS,
     NO,
     REFUSAL_CONCERN,
     REFUSAL_ID,
@@ -47,7 +45,6 @@ from .safety_judge import (  # noqa: F401  (re-exported: the judge and its setti
     harm_concerns,
     judge_yes_no,
     refusal_marker,
-    yes_no_prompt,
 )
 
 
