@@ -1,8 +1,10 @@
 """A stage is data: per stage kind, the steps of its baseline (once per stage) and of each round, in
 order. `run_steps` runs such a list through the one step runner; pipeline.py runs the rounds.
 
-    baseline: heldout -> eval_base -> safety_base (+ per eval.ifeval_files: import, base evaluation)
-    round:    instructions -> responses -> critique -> pairs -> sft -> dpo -> model -> eval -> safety
+    baseline: heldout -> eval_base -> content_base -> safety_base (+ per eval.ifeval_files: import,
+              base evaluation)
+    round:    instructions -> responses -> critique -> pairs -> sft -> dpo -> model -> eval -> content
+              -> safety
               (+ per eval.ifeval_files: trained evaluation)
 
 Every stage kind runs the same steps today; what differs (the task builders, stages 4-5 reading
@@ -18,12 +20,13 @@ from pathlib import Path
 from .results import RoundResult, StepTime, rel
 from .runner import StepSpec, result_digest, run_step
 from .stage_calibration import require_judge
+from .stage_content import CONTENT, CONTENT_BASE, comparison
 from .stage_context import StageContext
 from .stage_data import CRITIQUE, HELDOUT, INSTRUCTIONS, PAIRS, RESPONSES
 from .stage_model import DPO, EVAL, EVAL_BASE, MODEL, SAFETY, SAFETY_BASE, SFT, external_steps
 
-BASELINE = [HELDOUT, EVAL_BASE, SAFETY_BASE]
-ROUND = [INSTRUCTIONS, RESPONSES, CRITIQUE, PAIRS, SFT, DPO, MODEL, EVAL, SAFETY]
+BASELINE = [HELDOUT, EVAL_BASE, CONTENT_BASE, SAFETY_BASE]
+ROUND = [INSTRUCTIONS, RESPONSES, CRITIQUE, PAIRS, SFT, DPO, MODEL, EVAL, CONTENT, SAFETY]
 STEPS: dict[int, tuple[list[StepSpec], list[StepSpec]]] = {
     1: (BASELINE, ROUND),
     2: (BASELINE, ROUND),
@@ -116,6 +119,7 @@ def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[Step
             "trained": _accuracies(done, specs[1], "_trained"),
         },
         seconds=round(time.time() - t0, 1),
+        content=comparison(done.manifests.get("content")),
     )
     return result, step_times(ctx, specs[1], done)
 
