@@ -6,6 +6,7 @@
 - `tasks/` (instruction sources, constraints, task data) never imports `steps/`;
 - `engines/` and `training/` never import the step runner, a stage module or a step, and no floor
   below the orchestration imports it or a command;
+- no source file over 400 lines.
 
 An edge goes to the module named (`from .a import b` names `a.b` when that is a module, else `a`);
 a package's `__init__` run on the way is not counted as an edge, as Python initialises a parent
@@ -126,3 +127,14 @@ def test_lower_floors_do_not_import_higher_ones(low, high):
         if any(t == h or t.startswith(h + ".") or t.startswith(h + "_") for h in high)
     ]
     assert not wrong, wrong
+
+
+MAX_LINES = 400  # STYLE.md 13: modules under ~400 lines; split a longer one by concern
+
+
+def test_no_source_file_over_400_lines():
+    lines = {
+        str(p.relative_to(SRC)): len(p.read_text(encoding="utf-8").splitlines()) for p in MODULES.values()
+    }
+    long = {path: n for path, n in lines.items() if n > MAX_LINES}
+    assert not long, f"split these by concern (at most {MAX_LINES} lines each): {long}"
