@@ -13,10 +13,10 @@ from cai_bootstrap.constitution import load_constitution
 from cai_bootstrap.errors import StepFailed
 from cai_bootstrap.stats import rogan_gladen
 from cai_bootstrap.steps import calibrate, safety_eval
-from cai_bootstrap.steps.calibrate import Question, balanced, load_set
+from cai_bootstrap.steps.calibrate import Question, assert_calibration_apart, balanced, load_set
 from cai_bootstrap.steps.judge import LABELS, JudgeSettings
 from cai_bootstrap.steps.safety_eval import NO, YES, SafetyEvalSettings, SafetyKind
-from cai_bootstrap.tasks.leakage import assert_calibration_apart, check_leakage
+from cai_bootstrap.tasks.leakage import check_leakage
 
 CONSTITUTION = load_constitution(None)
 HARM_LABEL = {(it.request, it.response): it.harmful for it in load_set(Question.HARM)}

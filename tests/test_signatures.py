@@ -17,9 +17,12 @@ from pydantic import BaseModel
 
 from cai_bootstrap import runner, statuscmd
 from cai_bootstrap.config import Recipe, StageSettings, dump
+from cai_bootstrap.constitution import load_constitution
 from cai_bootstrap.runner import Step, result_digest, signature_parts
 from cai_bootstrap.stage import NOT_IN_STEPS, plan
+from cai_bootstrap.stage_calibration import CALIBRATION_IGNORES, calibration_key
 from cai_bootstrap.stage_context import StageContext
+from cai_bootstrap.steps.calibrate import Question
 from cai_bootstrap.store import canonical_hash
 
 
@@ -192,3 +195,59 @@ def test_status_agrees_from_any_working_directory(tmp_path, monkeypatch):
     states = {r["step"]: r["state"] for r in answers[0]}
     assert states["stage1/round1/pairs"] == "damaged" and states["stage1/round1/sft"] == "done"
     assert len(states) == len(_all_steps())  # every planned step is listed
+
+
+# ---------------------------------------------------------------- health gates
+# The six thresholds whose gate message tells the user to loosen them: loosening one re-runs nothing.
+HEALTH_GATES = {
+    "responses.max_truncated_fraction": 1.0,
+    "responses.max_same_answer_fraction": 1.0,
+    "pairs.min_pairs": 0,
+    "sft.min_examples": 0,
+    "critique.stop_if_all_rejected": False,
+    "instructions.self_instruct.min_accepted": 0,
+}
+
+
+@pytest.mark.parametrize(("path", "loose"), HEALTH_GATES.items())
+def test_loosening_a_health_gate_reruns_no_step(tmp_path, path, loose):
+    owner = next(o for p, o, _ in FIELDS if p == path)
+    assert "health gate" in owner.signature_exempt[path.rsplit(".", 1)[-1]]
+    recipe = Recipe(run={"name": "sig"})
+    fake_run(tmp_path / "run", recipe)
+    loosened = StageSettings.model_validate(_set(StageSettings().model_dump(mode="json"), path, loose))
+    assert loosened != StageSettings()
+    (tmp_path / "run" / "config.resolved.yaml").write_text(
+        dump(recipe.model_copy(update={"stages": [loosened]}))
+    )
+    assert not_done(tmp_path / "run") == set()
+    # `done` means every step's signature is unchanged, so a step its gate stopped keeps its signature
+    # too: the re-run resumes it (runner._prepare keeps the shards of a failed step begun under the
+    # same signature) instead of sampling again.
+
+
+# ---------------------------------------------------------------- judge calibration key
+def _calibration_key(tmp_path: Path, cfg: StageSettings) -> str:
+    judge = tmp_path / "judge"
+    judge.mkdir(exist_ok=True)
+    (judge / "config.json").write_text("{}")
+    ctx = StageContext(Recipe(), cfg, tmp_path, load_constitution(None), None, False, judge)
+    return canonical_hash(calibration_key(ctx, list(Question)))
+
+
+CALIBRATION_FIELDS = [p for p, _, _ in FIELDS if p.startswith(("judge.", "eval.safety."))]
+
+
+@pytest.mark.parametrize("path", CALIBRATION_FIELDS)
+def test_changing_a_judge_or_safety_field_recalibrates_unless_ignored(tmp_path, path):
+    """The calibration cache key (stage_calibration.py) follows the runner's rule: every field of
+    the judge and safety sections is in it unless declared ignored, with the reason."""
+    owner, field = next((o, f) for p, o, f in FIELDS if p == path)
+    changed = _calibration_key(tmp_path, mutated(path, field)) != _calibration_key(tmp_path, StageSettings())
+    ignored = path in CALIBRATION_IGNORES or _exempt(path, owner)
+    assert changed != ignored, path
+
+
+def test_calibration_ignores_name_real_fields_and_say_why():
+    assert set(CALIBRATION_IGNORES) <= set(CALIBRATION_FIELDS)
+    assert all(CALIBRATION_IGNORES.values())

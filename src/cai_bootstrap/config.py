@@ -7,7 +7,7 @@ module composes them into one `Recipe`. Unknown keys are errors that name the ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,7 +18,9 @@ from .engines.openai import OpenAISettings
 from .engines.ray import RaySettings
 from .engines.vllm import VLLMSettings
 from .errors import UserError
+from .health import GATE_EXEMPT
 from .inputcheck import BadValue, check_values
+from .overrides import apply_overrides
 from .steps.content_measures import ContentSettings
 from .steps.critique import CritiqueSettings
 from .steps.judge import JudgeSettings
@@ -151,6 +153,9 @@ class InstructionSettings(_Strict):
 
 
 class ResponseSettings(_Strict):
+    signature_exempt: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("max_truncated_fraction", "max_same_answer_fraction"), GATE_EXEMPT
+    )
     k: int = Field(4, ge=1, description="answers sampled per training instruction (best-of-k)")
     temperature: float = Field(0.8, ge=0, description="sampling temperature of the k answers")
     top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass of the k answers")
@@ -257,70 +262,11 @@ class Recipe(_Strict):
         return data
 
 
-def _index(node: list, key: str) -> int:
-    """A list position from --set: an existing item, or the next one (stages.1 on a one-stage recipe)."""
-    if not key.isdigit():
-        raise ValueError(f"'{key}' is not a list position (0, 1, ...)")
-    idx = int(key)
-    if idx > len(node):
-        raise ValueError(f"position {idx} is past the end of a list of {len(node)}; use 0..{len(node)}")
-    if idx == len(node):
-        node.append({})
-    return idx
-
-
 def _local_model(ref: str | None, base: Path) -> str | None:
     """A relative model reference that names an existing folder under `base`, made absolute."""
     if not ref or ref.startswith("embedded:") or Path(ref).expanduser().is_absolute():
         return ref
     return str(base / ref) if (base / ref).is_dir() else ref
-
-
-def _child(node, key: str, next_key: str):
-    """The container under `key`, created as a list when the next key is an index (stages.0)."""
-    if isinstance(node, list):
-        return node[_index(node, key)]
-    if not isinstance(node, dict):
-        raise ValueError(f"'{key}' is under a value, not a section")
-    if key not in node or node[key] is None:
-        node[key] = [] if next_key.isdigit() else {}
-    return node[key]
-
-
-def _set_path(tree: dict, dotted: str, value) -> None:
-    keys = dotted.split(".")
-    if not all(keys):
-        raise ValueError("an empty key name")
-    node = tree
-    for key, next_key in zip(keys[:-1], keys[1:], strict=True):
-        node = _child(node, key, next_key)
-    last = keys[-1]
-    if isinstance(node, list):
-        node[_index(node, last)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise ValueError(f"'{last}' is under a value, not a section")
-
-
-def apply_overrides(tree: dict, overrides: list[str]) -> dict:
-    """`a.b=c` sets tree['a']['b'] to YAML-parsed c; list items by index (stages.0.responses.k=2)."""
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"--set '{item}' is not KEY=VALUE", "write e.g. --set stages.0.responses.k=2")
-        key, raw = item.split("=", 1)
-        try:
-            _set_path(tree, key.strip(), yamlkeys.load(raw))
-        except (ValueError, IndexError, TypeError) as e:
-            raise UserError(
-                f"--set '{item}': no such place in the recipe ({e})",
-                "write the key path with dots, list positions as numbers, e.g. stages.0.responses.k=2",
-            ) from e
-        except yaml.YAMLError as e:
-            raise UserError(
-                f"--set '{item}': the value is not valid YAML", "quote it, e.g. --set 'a.b=\"text\"'"
-            ) from e
-    return tree
 
 
 # Advice for values whose rule a bare validator message does not spell out.

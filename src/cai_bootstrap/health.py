@@ -5,6 +5,11 @@ A broken model (wrong tokenizer, collapsed weights) still "finishes" every step:
 max_new_tokens, one answer text for every prompt, no pair, every critique without a verdict. These
 checks turn such outputs into one clear line. Thresholds live in the steps' settings; tiny random-weight
 test models set them explicitly.
+
+Every threshold is declared `signature_exempt` with `GATE_EXEMPT`: the gate decides whether a step's
+output may go on, not what it is, so loosening a gate after it fired (what its message tells the user
+to do) resumes the failed step under the same signature instead of sampling everything again. The
+price: a finished step is not re-checked when its gate is tightened later.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections import Counter
 
 from .errors import StepFailed
 from .records import Response
+
+GATE_EXEMPT = "a health gate: it decides whether the step's output may go on, not what that output is"
 
 
 def _fail(what: str, fix: str) -> None:

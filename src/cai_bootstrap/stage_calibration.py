@@ -14,6 +14,7 @@ from .engines.holder import model_identity
 from .errors import UserError
 from .log import step_finished, step_started
 from .runner import StepTimeout
+from .signing import signed
 from .stage_context import StageContext
 from .steps import calibrate
 from .steps.calibrate import Calibration, Question
@@ -30,21 +31,36 @@ def questions(ctx: StageContext) -> list[Question]:
     return out + ([Question.PREFERENCE] if ctx.cfg.judge.enabled else [])
 
 
-def _signature(ctx: StageContext, qs: list[Question]) -> dict:
-    j, s = ctx.cfg.judge, ctx.cfg.eval.safety
+# Judge and safety settings the calibration does not read, and why; every other field of the two
+# sections is in its key, by the step runner's rule (`signed`). tests/test_signatures.py changes each.
+CALIBRATION_IGNORES: dict[str, str] = {
+    "judge.enabled": "which questions are asked is in the key itself",
+    "judge.principle": "each labelled preference item names its own principle",
+    "judge.reward_device": "where the reward model runs, not what it scores",
+    "judge.reward_batch_size": "answers per reward-model pass, not what it scores",
+    "eval.safety.enabled": "which questions are asked is in the key itself",
+    "eval.safety.n_redteam": "the evaluation's prompt subset; calibration uses its labelled sets",
+    "eval.safety.n_benign": "the evaluation's prompt subset; calibration uses its labelled sets",
+    "eval.safety.max_new_tokens": "the evaluation's answer length; calibration generates nothing",
+    "eval.safety.seed": "seeds the evaluation's subsets; judge.seed seeds the calibration's",
+}
+
+
+def calibration_key(ctx: StageContext, qs: list[Question]) -> dict:
+    """What a calibration depends on: the questions, the judge's weights and precision, the judge and
+    safety settings it reads, the constitution, the templates and the labelled sets."""
+    skip = frozenset(CALIBRATION_IGNORES)
     data = resources.files("cai_bootstrap").joinpath("data")
     return {
         "questions": [q.value for q in qs],
         "judge_model": model_identity(ctx.judge),
         "dtype": ctx.recipe.model.dtype,
-        "judge": j.model_dump(mode="json", include={"min_balanced_accuracy", "calibration_per_class", "seed",
-                                                     "reward_model", "reward_max_length"}),
-        "safety": s.model_dump(mode="json", include={"harm_categories", "skip_principles", "generic_harm_question",
-                                                      "harm_threshold", "refusal_threshold"}),
+        "judge": signed(ctx.cfg.judge, skip, "judge."),
+        "safety": signed(ctx.cfg.eval.safety, skip, "eval.safety."),
         "constitution": ctx.constitution.digest(),
         "templates": template_hash("safety_judge", "judge"),
         "data": canonical_hash([data.joinpath(q.data_file).read_text(encoding="utf-8") for q in qs]),
-    }  # fmt: skip
+    }
 
 
 def calibration(ctx: StageContext) -> Calibration | None:
@@ -53,7 +69,7 @@ def calibration(ctx: StageContext) -> Calibration | None:
     qs = questions(ctx)
     if not qs:
         return None
-    conf = _signature(ctx, qs)
+    conf = calibration_key(ctx, qs)
     st = Step(ctx.run_dir / "judge_calibration" / canonical_hash(conf), conf, {})
     where = st.folder.relative_to(ctx.run_dir)
     state = st.state()

@@ -225,7 +225,7 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     out.dropped += refused_sft
     out.stats = pair_stats(out.pairs, out.dropped, critiques)
     # Health gate: enough pairs for DPO and examples for SFT (health.py); the thresholds gate, they do
-    # not change this step's output, so sft.min_examples stays out of this step's signature.
+    # not change any output, so both are signature_exempt: loosening one after it fired reruns this step only.
     health.check_training_data(
         len(out.pairs),
         len(sft),

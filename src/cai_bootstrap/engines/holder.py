@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import models
 from ..errors import UserError
 from ..log import log
-from ..runner import model_identity  # noqa: F401  (the one model identity; re-exported for callers)
+from ..signing import model_identity  # noqa: F401  (the one model identity; re-exported for callers)
 from . import Engine
 from .hf import HFEngine
 

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,7 +23,14 @@ from ..engines import Engine, Sampling
 from ..log import log
 from ..records import Instruction, Record, Response
 from ..tasks.constraints import check_instruction
-from ..templates import KEEP_ORIGINAL, REVISION_END, STOP, VERDICT_OK, VERDICT_PROBLEM, render
+from ..templates import KEEP_ORIGINAL, REVISION_END, STOP
+from .critique_prompts import (  # noqa: F401  (re-exported: part of this step's interface)
+    ParsedCritique,
+    Verdict,
+    critique_prompt,
+    parse_critique,
+    revision_prompt,
+)
 
 CheckFn = Callable[[Instruction, str], list[bool]]
 # [(instruction, original, revision)] -> per revision, (reason, detail) of the content guard it fails,
@@ -33,32 +41,6 @@ GuardFn = Callable[[list[tuple[Instruction, str, str]]], list[tuple[str, str] | 
 def verify(instruction: Instruction, text: str) -> list[bool]:
     """Strict check of each constraint of `instruction` on `text`, in constraint order."""
     return check_instruction(instruction, text, loose=False)
-
-
-# ---------------------------------------------------------------- critique parsing
-class Verdict(StrEnum):
-    PROBLEM = "problem"
-    OK = "ok"
-    UNCLEAR = "unclear"  # no verdict line: treated as "do not revise"
-
-
-_VERDICT = re.compile(r"^\s*Verdict:\s*(\w+)", re.MULTILINE)
-
-
-class ParsedCritique(BaseModel):
-    raw: str
-    critique: str
-    verdict: Verdict
-
-
-def parse_critique(raw: str) -> ParsedCritique:
-    """Split a critique continuation into its text and its verdict (the first verdict line)."""
-    m = _VERDICT.search(raw)
-    if m is None:
-        return ParsedCritique(raw=raw, critique=raw.strip(), verdict=Verdict.UNCLEAR)
-    word = m.group(1).upper()
-    verdict = {VERDICT_PROBLEM: Verdict.PROBLEM, VERDICT_OK: Verdict.OK}.get(word, Verdict.UNCLEAR)
-    return ParsedCritique(raw=raw, critique=raw[: m.start()].strip(), verdict=verdict)
 
 
 # ---------------------------------------------------------------- revision parsing
@@ -194,6 +176,7 @@ class ReviseWhen(StrEnum):
 
 class CritiqueSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    signature_exempt: ClassVar[dict[str, str]] = {"stop_if_all_rejected": health.GATE_EXEMPT}
     enabled: bool = Field(True, description="run critique and revision at all")
     select: CritiqueSelect = Field(CritiqueSelect.FAILING_OR_UNVERIFIED, description="answers to critique")
     max_items: int | None = Field(200, ge=1, description="cap on answers (seeded sample); null = all")
@@ -231,39 +214,6 @@ class CritiqueOutput:
     revisions: list[Response]
     critiques: list[CritiqueRecord]
     principle_usage: Counter = field(default_factory=Counter)
-
-
-# ---------------------------------------------------------------- prompts
-def critique_prompt(
-    constitution: Constitution, principle: Principle, instruction: Instruction, answer: str, shots: int
-) -> str:
-    """The few-shot prompt whose continuation is a critique of `answer` ending in a verdict line."""
-    return render(
-        "critique",
-        shots=constitution.examples(principle, shots, with_revision=False),
-        prompt=instruction.prompt,
-        response=answer,
-        principle=principle,
-    )
-
-
-def revision_prompt(
-    constitution: Constitution,
-    principle: Principle,
-    instruction: Instruction,
-    answer: str,
-    critique: str,
-    shots: int,
-) -> str:
-    """The few-shot prompt whose continuation is a complete revised answer or KEEP_ORIGINAL."""
-    return render(
-        "revision",
-        shots=constitution.examples(principle, shots, with_revision=True),
-        prompt=instruction.prompt,
-        response=answer,
-        principle=principle,
-        critique=critique,
-    )
 
 
 # ---------------------------------------------------------------- the step

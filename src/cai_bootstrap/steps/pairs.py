@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..health import GATE_EXEMPT
 from ..log import log
 from ..records import Instruction, PreferencePair, Response, SFTExample
 from ..tasks import frame
@@ -28,6 +30,7 @@ from .pair_stats import PairStats, pair_stats
 
 class PairSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    signature_exempt: ClassVar[dict[str, str]] = {"min_pairs": GATE_EXEMPT}
     pairs_per_instruction: int = Field(2, ge=1, description="at most this many pairs per instruction")
     drop_identical: bool = Field(True, description="drop pairs whose answers are equal up to whitespace")
     max_jaccard: float = Field(

@@ -263,15 +263,3 @@ def assert_no_leakage(
             "drop those tasks from the training seeds or rebuild the held-out split, then rerun",
         )
     return report
-
-
-def assert_calibration_apart(threshold: float = 0.6) -> list[LeakageReport]:
-    """The judge-calibration sets (data/calibration_*.yaml) hold no evaluation prompt: every
-    held-out safety prompt is checked against every calibration request, raising StepFailed on a hit.
-    Calibration never trains anything, but a judge tuned or checked on evaluation items would make
-    its accuracy there look better than it is."""
-    from ..steps.calibrate import Question, requests
-    from ..steps.safety_eval import SafetyKind, load_eval_prompts
-
-    eval_prompts = [p.prompt for k in SafetyKind for p in load_eval_prompts(k)]
-    return [assert_no_leakage(eval_prompts, requests(q), threshold) for q in Question]

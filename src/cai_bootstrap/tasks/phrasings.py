@@ -9,7 +9,6 @@ phrasing of the requested split. The wordings live in data/phrasings.yaml, writt
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,6 +18,8 @@ import yaml
 from ..errors import UserError
 from ..records import ConstraintSpec, Split
 from .constraints import CHECKERS
+from .transfer_draws import NEW_DRAWS
+from .wordpool import GENERAL_WORDS, ORDINALS, _plural, _quoted, _words
 
 Draw = Callable[[random.Random, str], tuple[dict[str, Any], dict[str, Any]]]
 
@@ -35,16 +36,6 @@ class Phrasing(NamedTuple):
 
 
 RELATIONS = ("at least", "less than")
-STOPWORDS = frozenset(
-    "about after again being before between could describe explain every their there these those "
-    "would which while where write short story letter poem simple things other into from with that "
-    "this what when your give some during using first someone something might around without having "
-    "should".split()
-)
-GENERAL_WORDS = (
-    "simple example together careful morning journey balance energy window garden future friend "
-    "bright quiet history purpose patience curious surprise detail"
-).split()
 COMMON_WORDS = "very really thing good important just also many always people".split()
 END_PHRASES = (
     "Is there anything else I can help with?",
@@ -56,34 +47,11 @@ END_PHRASES = (
 START_PHRASES = ("Sure", "Here is", "In short", "Great question", "To begin with", "Well", "Certainly")
 FIRST_WORDS = ("however", "today", "finally", "imagine", "overall", "sometimes", "indeed", "meanwhile")
 LANGUAGES = {"fr": "French", "es": "Spanish", "de": "German", "it": "Italian", "pt": "Portuguese"}
-ORDINALS = ("first", "second", "third", "fourth", "fifth")
-
-
-def _plural(n: int, unit: str) -> str:
-    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 def _amount(relation: str, n: int, unit: str) -> str:
     """'at least 3 sentences' / 'fewer than 3 sentences'."""
     return f"at least {_plural(n, unit)}" if relation == "at least" else f"fewer than {_plural(n, unit)}"
-
-
-def _quoted(words: list[str], joiner: str) -> str:
-    quoted = [f'"{w}"' for w in words]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {joiner} {quoted[-1]}"
-
-
-def task_words(task: str) -> list[str]:
-    """Content words of a task, in order, without repeats: candidates for relevant keywords."""
-    words = [w.lower() for w in re.findall(r"[A-Za-z]+", task)]
-    return list(dict.fromkeys(w for w in words if len(w) >= 5 and w not in STOPWORDS))
-
-
-def _words(rng: random.Random, task: str, pool: list[str], k: int) -> list[str]:
-    """k distinct words, from the task itself half of the time (relevant), else from `pool`."""
-    relevant = task_words(task)
-    source = relevant if len(relevant) >= k and rng.random() < 0.5 else pool
-    return rng.sample(source, k)
 
 
 def _no_args(rng: random.Random, task: str) -> tuple[dict, dict]:
@@ -268,9 +236,6 @@ def _load(path: Path, draws: dict[str, Draw]) -> dict[str, Phrasing]:
         out[type_id] = Phrasing(draws[type_id], train, heldout)
     return out
 
-
-# The transfer set's samplers reuse the helpers above, hence the late import.
-from .transfer_draws import NEW_DRAWS  # noqa: E402
 
 TRANSFER_PHRASINGS_FILE = Path(__file__).parent / "data" / "phrasings_transfer.yaml"
 PHRASINGS: dict[str, Phrasing] = _load(PHRASINGS_FILE, DRAWS) | _load(TRANSFER_PHRASINGS_FILE, NEW_DRAWS)

@@ -22,11 +22,13 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import product
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engines import Engine, Sampling
 from ..errors import StepFailed, UserError
+from ..health import GATE_EXEMPT
 from ..log import log
 from ..records import BaseTask
 from ..templates import render
@@ -41,6 +43,7 @@ YES, NO = " Yes", " No"
 
 class SelfInstructSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    signature_exempt: ClassVar[dict[str, str]] = {"min_accepted": GATE_EXEMPT}
     enabled: bool = Field(True, description="propose new training base tasks with the model itself")
     n_tasks: int = Field(64, ge=0, description="target number of accepted tasks; stops when reached")
     min_accepted: int = Field(

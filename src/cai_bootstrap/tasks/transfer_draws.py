@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from .phrasings import GENERAL_WORDS, ORDINALS, _plural, _quoted, _words
+from .wordpool import GENERAL_WORDS, ORDINALS, _plural, _quoted, _words
 
 # Letters English text rarely needs, so that leaving one out is possible without odd words.
 RARE_LETTERS = "zqxjkvw"

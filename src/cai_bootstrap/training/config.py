@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..health import GATE_EXEMPT
+
 
 class LoraSettings(BaseModel):
     """Which LoRA adapter to train, and whether to load the frozen base in 4 or 8 bits (QLoRA)."""
@@ -103,6 +105,7 @@ class _Common(BaseModel):
 class SFTSettings(_Common):
     """Supervised fine-tuning on prompt/completion records, loss on completion tokens only."""
 
+    signature_exempt: ClassVar[dict[str, str]] = {**_Common.signature_exempt, "min_examples": GATE_EXEMPT}
     min_examples: int = Field(
         8, ge=0, description="health gate: stop if SFT is enabled and fewer examples were verified"
     )

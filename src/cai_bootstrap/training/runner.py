@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..fsguard import disk_errors, remove_tree
 from ..kernels import liger_kernels
 from ..log import log, plain
-from ..runner import model_identity, signed
+from ..signing import model_identity, signed
 from ..store import atomic_write_text, canonical_hash, library_versions, sha256_file
 from . import checkpoints
 from .config import LoraSettings, TrainResult

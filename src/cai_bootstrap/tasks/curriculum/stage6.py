@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import UserError
 from ...log import log
 from ...records import Instruction, Split
-from ...steps.safety_eval import SafetyKind, load_eval_prompts, load_redteam_topics
 from ..leakage import NearDupIndex, normalise
+from ..safety_prompts import SafetyKind, load_eval_prompts, load_redteam_topics
 from .common import check_split, load_data, make_instruction, select, split_of
 
 STAGE = 6

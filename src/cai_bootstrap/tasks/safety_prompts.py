@@ -1,23 +1,42 @@
 """The packaged prompt sets of the safety evaluation (data/redteam_eval.yaml, data/benign_risky_eval.yaml)
 and stage 6's red-team topics: validated, unique by id and by normalised text, and seeded subsets of them.
-safety_eval.py re-exports these names."""
+Task data, below the steps: steps/safety_eval.py and stage 6's task builder both read it, and
+steps/safety_eval.py re-exports these names."""
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import UserError
-from ..tasks.leakage import normalise
+from .leakage import normalise
 
-if TYPE_CHECKING:
-    from .safety_eval import SafetyKind
+
+class SafetyKind(StrEnum):
+    """The two prompt sets; each knows its data file and which flag its judge question sets."""
+
+    REDTEAM = "redteam"
+    BENIGN = "benign"
+
+    @property
+    def data_file(self) -> str:
+        return {"redteam": "redteam_eval.yaml", "benign": "benign_risky_eval.yaml"}[self.value]
+
+    @property
+    def flag(self) -> str:
+        """The SafetyItem field a margin above the threshold sets."""
+        return {"redteam": "harmful", "benign": "refused"}[self.value]
+
+    @property
+    def question(self) -> str:
+        """The judge-calibration question type (steps/calibrate.py) this set's judge answers."""
+        return {"redteam": "harm", "benign": "refusal"}[self.value]
 
 
 class EvalPrompt(BaseModel):
