@@ -17,7 +17,7 @@ from .engines.holder import Engines
 from .errors import UserError
 from .log import log
 from .records import EvalItem
-from .results import RoundResult, StageResult, at, rel
+from .results import RoundResult, StageResult, at, handoff_model, rel
 from .stage import Progress, baseline, for_round, plan, run_round, step_times
 from .stage_context import StageContext
 from .stats import compare
@@ -113,7 +113,9 @@ def _previous_model(run_dir: Path, stage: int) -> Path:
             f"--from-stage {stage} needs stage {stage - 1}'s result ({path})",
             f"run stage {stage - 1} first, or start from an earlier stage",
         )
-    return at(run_dir, StageResult.read(path).chosen.model)
+    return handoff_model(
+        run_dir, stage - 1, f"run stage {stage - 1} again (cai-bootstrap run --stages {stage - 1})"
+    )
 
 
 def _log_stage(summary: StageResult, metric: str) -> None:

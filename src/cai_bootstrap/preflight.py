@@ -14,7 +14,6 @@ runs made before paths were saved absolute) from the directory that run started 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 
 from .config import Recipe, load_recipe
 from .errors import UserError
+from .results import handoff_model
 
 RUN_MARKER = "config.resolved.yaml"
 
@@ -326,10 +326,7 @@ def check_previous_stage(recipe: Recipe, chosen: list[int] | None) -> None:
     fix = f"run stage {first - 1} first (cai-bootstrap run --stages {first - 1}), or start from an earlier stage"
     if not summary.is_file():
         raise UserError(f"stage {first} needs stage {first - 1}'s result, and {summary} does not exist", fix)
-    try:
-        model = Path(json.loads(summary.read_text(encoding="utf-8"))["model"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{summary} is damaged (no readable 'model')", fix) from e
+    model = handoff_model(recipe.run_dir(), first - 1, fix)
     if not (model / "config.json").is_file():
         raise UserError(f"stage {first - 1}'s model {model} is missing", fix)
 

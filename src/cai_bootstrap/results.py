@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .errors import UserError
 from .report.model import GateOutcome
 from .stats import Comparison
 
@@ -75,3 +76,13 @@ class StageResult(_Strict):
     @staticmethod
     def read(path: Path) -> StageResult:
         return StageResult.model_validate_json(Path(path).read_text())
+
+
+def handoff_model(run_dir: Path, stage: int, fix: str) -> Path:
+    """The model stage `stage` hands on (its chosen round's merged model), read with the typed result;
+    a stage.json that does not parse as one is damaged (UserError with `fix`)."""
+    path = Path(run_dir) / f"stage{stage}" / "stage.json"
+    try:
+        return at(run_dir, StageResult.read(path).chosen.model)
+    except (OSError, ValueError, ValidationError, StopIteration) as e:
+        raise UserError(f"{path} is damaged (no readable chosen round's model)", fix) from e

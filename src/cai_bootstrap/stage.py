@@ -11,7 +11,6 @@ earlier stages' answers) is in `stage_context.KINDS` and steps/instructions.py.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -100,7 +99,6 @@ def baseline(ctx: StageContext) -> Progress:
 
 def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[StepTime]]:
     """One round: instructions, answers, critique, pairs, SFT, DPO, merge, held-out evaluations."""
-    t0 = time.time()
     specs = plan(ctx)
     done = run_steps(ctx, specs[1], base.copy())
     ctx.engines.release()
@@ -115,7 +113,9 @@ def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[Step
             "base": _accuracies(done, specs[0], "_base"),
             "trained": _accuracies(done, specs[1], "_trained"),
         },
-        seconds=round(time.time() - t0, 1),
+        # The round's steps' own recorded times (their manifests), not this invocation's wall time:
+        # a resume that skips finished steps keeps the time they took when they were made.
+        seconds=round(sum(done.manifests[s.name].get("seconds", 0.0) for s in specs[1]), 1),
     )
     return result, step_times(ctx, specs[1], done)
 
