@@ -3,6 +3,7 @@ round's recorded time in stage.json."""
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -40,7 +41,7 @@ def test_from_stage_two_after_a_finished_stage_one_and_round_times_survive_resum
     steps = [
         json.loads(p.read_text())["seconds"] for p in (run / "stage1" / "round1").glob("*/manifest.json")
     ]
-    assert before[0]["seconds"] == round(sum(steps), 1) > 0
+    assert before[0]["seconds"] == pytest.approx(sum(steps), abs=0.1) and before[0]["seconds"] > 0
 
     res = CliRunner().invoke(app, ["run", "--resume", str(run), "--stages", "1", "--quiet"])
     assert res.exit_code == 0, res.output
@@ -51,6 +52,20 @@ def test_from_stage_two_after_a_finished_stage_one_and_round_times_survive_resum
     m = json.loads((run / "stage2" / "round1" / "responses" / "manifest.json").read_text())
     assert m["parts"]["models"]["generator"] == model_identity(run / "stage1" / "round1" / "model")
     assert _rounds(run) == before
+    _check_forgetting_matrix(run)
+
+
+def _check_forgetting_matrix(run):
+    """Stage 2's chosen model answered stage 1's held-out set, paired with stage 1's chosen model."""
+    s1 = json.loads((run / "stage1" / "stage.json").read_text())
+    (cell,) = json.loads((run / "stage2" / "stage.json").read_text())["forgetting"]
+    assert (cell["after_stage"], cell["heldout_stage"]) == (2, 1)
+    assert cell["comparison"]["base"] == s1["rounds"][0]["comparison"]["trained"]
+    assert cell["comparison"]["trained"]["n"] == 5
+    m = json.loads((run / "stage2" / "forgetting_stage1" / "manifest.json").read_text())
+    assert m["parts"]["models"]["evaluated"] == model_identity(run / "stage2" / "round1" / "model")
+    report = (run / "report.md").read_text()
+    assert "## Nothing forgotten" in report and "| 2 |" in report and "(own)" in report
 
 
 def test_from_stage_refuses_a_damaged_stage_json(tmp_path, tiny_model_dir):

@@ -170,6 +170,15 @@ class GateSettings(_Strict):
         False, description="also need a significant gain over the baseline (McNemar)"
     )
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level for require_improvement")
+    forgetting_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="McNemar level below which a drop on an earlier stage's held-out set is flagged",
+    )
+    stop_on_forgetting: bool = Field(
+        False, description="a flagged drop on an earlier stage's held-out set stops the run (exit 3)"
+    )
 
 
 class StageSettings(_Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from . import kernels, models
+from . import forgetting, kernels, models
 from .config import Recipe, dump
 from .constitution import load_constitution
 from .engines.holder import Engines
@@ -90,6 +90,7 @@ def _rounds(ctx: StageContext, base: Progress) -> tuple[list[RoundResult], Round
 def run_stage(ctx: StageContext) -> StageResult:
     base = baseline(ctx)
     rounds, chosen, why, times = _rounds(ctx, base)
+    forgot, forgot_times = forgetting.run(ctx, at(ctx.run_dir, chosen.model))
     safety = base.manifests["safety_base"].get("result")
     summary = StageResult(
         stage=ctx.cfg.stage,
@@ -100,7 +101,8 @@ def run_stage(ctx: StageContext) -> StageResult:
         rounds=rounds,
         chosen_round=chosen.round,
         stop_reason=why,
-        step_times=step_times(ctx, plan(ctx)[0], base) + times,
+        step_times=step_times(ctx, plan(ctx)[0], base) + times + forgot_times,
+        forgetting=forgot,
     )
     atomic_write_text(ctx.stage_dir / "stage.json", summary.model_dump_json(indent=2))
     return summary
@@ -187,6 +189,7 @@ def _run_stages(
         _report(run_dir)
         _log_stage(summary, cfg.gate.metric)
         gate.enforce(cfg.stage, summary.chosen.gate)
+        forgetting.enforce(cfg.stage, cfg.gate, summary.forgetting)
         generator = at(run_dir, summary.chosen.model)
 
 

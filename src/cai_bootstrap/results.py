@@ -56,6 +56,19 @@ class RoundResult(_Strict):
     score: float = Field(0.0, description="the trained model's rate on the gate's metric")
 
 
+class ForgettingCell(_Strict):
+    """The model after stage `after_stage` on stage `heldout_stage`'s held-out set, paired (McNemar)
+    with the model that finished that stage (the comparison's 'base'), on that stage's gate metric."""
+
+    after_stage: int
+    heldout_stage: int
+    eval: str = Field(description="the later model's answers on that held-out set (records.jsonl)")
+    metric: str = Field(description="the earlier stage's gate metric, on which the pair is compared")
+    comparison: Comparison
+    dropped: bool = Field(description="a significant drop: more items lost than gained, McNemar p < alpha")
+    alpha: float = Field(description="the level of the drop test (gate.forgetting_alpha)")
+
+
 class StageResult(_Strict):
     """One stage: its baseline, its rounds, the chosen round and why the rounds stopped."""
 
@@ -68,6 +81,9 @@ class StageResult(_Strict):
     chosen_round: int
     stop_reason: str
     step_times: list[StepTime] = Field(default_factory=list)
+    forgetting: list[ForgettingCell] = Field(
+        default_factory=list, description="the chosen model on every earlier stage's held-out set"
+    )
 
     @property
     def chosen(self) -> RoundResult:

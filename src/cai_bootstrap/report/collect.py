@@ -15,6 +15,7 @@ from ..results import StageResult, at
 from ..stats import CorrectedRate, RateSummary
 from ..steps.calibrate import Calibration
 from ..store import canonical_hash, git_commit, read_jsonl
+from . import forgetting
 from .model import Example, ReportData, SafetyRow, StageReport, rate_text
 from .render import pct, render
 
@@ -214,6 +215,7 @@ def collect(run_dir: Path) -> ReportData:
         config_hash=canonical_hash(config),
         warnings=warnings,
         stages=stages,
+        forgetting=forgetting.table(run_dir),
     )
 
 
