@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from . import forgetting, kernels, models
+from . import forgetting, judge_handoff, kernels, models
 from .config import Recipe, dump
 from .constitution import load_constitution
 from .engines.holder import Engines
@@ -91,6 +91,10 @@ def run_stage(ctx: StageContext) -> StageResult:
     base = baseline(ctx)
     rounds, chosen, why, times = _rounds(ctx, base)
     forgot, forgot_times = forgetting.run(ctx, at(ctx.run_dir, chosen.model))
+    handoff = None
+    if ctx.cfg.stage == judge_handoff.MAKER:
+        evals = (base.folders["eval_base"] / "records.jsonl", at(ctx.run_dir, chosen.trained_eval))
+        handoff = judge_handoff.assess(ctx, at(ctx.run_dir, chosen.model), *evals)
     safety = base.manifests["safety_base"].get("result")
     summary = StageResult(
         stage=ctx.cfg.stage,
@@ -103,6 +107,8 @@ def run_stage(ctx: StageContext) -> StageResult:
         stop_reason=why,
         step_times=step_times(ctx, plan(ctx)[0], base) + times + forgot_times,
         forgetting=forgot,
+        judge=judge_handoff.describe(ctx),
+        handoff=handoff,
     )
     atomic_write_text(ctx.stage_dir / "stage.json", summary.model_dump_json(indent=2))
     return summary
@@ -183,7 +189,10 @@ def _run_stages(
     )
     for cfg in chosen:
         log.info("stage %d: generator %s", cfg.stage, generator)
-        ctx = StageContext(recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade)
+        judge = judge_handoff.judge_for(run_dir, cfg.stage)
+        ctx = StageContext(
+            recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade, handoff_judge=judge
+        )
         summary = run_stage(ctx)
         summaries.append(summary)
         _report(run_dir)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
 from .report.model import GateOutcome
-from .stats import Comparison
+from .stats import Comparison, RateSummary
 
 Accuracies = dict[str, float]  # prompt_strict, prompt_loose, instruction_strict, instruction_loose, n_*
 
@@ -69,6 +69,29 @@ class ForgettingCell(_Strict):
     alpha: float = Field(description="the level of the drop test (gate.forgetting_alpha)")
 
 
+class JudgeSkill(_Strict):
+    """How well a model gives stage 4's verdicts on its held-out items: balanced accuracy, the mean of
+    the recall of each verdict (A, B, yes, no), with a 95% interval."""
+
+    n: int
+    balanced_accuracy: float
+    ci_low: float
+    ci_high: float
+    recall: dict[str, RateSummary] = Field(description="verdict -> items with that verdict answered right")
+
+
+class JudgeHandoff(_Strict):
+    """Stage 4's model as the judge of stages 5 and 6: its skill on stage 4's held-out items, and its
+    calibration on the labelled sets (steps/calibrate.py), which decides the hand-off."""
+
+    model: str = Field(description="the stage-4 chosen model")
+    base_skill: JudgeSkill | None = Field(None, description="the stage's input model on the same items")
+    skill: JudgeSkill | None = None
+    calibration: list[str] = Field(default_factory=list, description="one line per question type")
+    accepted: bool = Field(description="every calibrated question type reached judge.min_balanced_accuracy")
+    reason: str = Field(description="one line: why it is (or is not) the judge of stages 5 and 6")
+
+
 class StageResult(_Strict):
     """One stage: its baseline, its rounds, the chosen round and why the rounds stopped."""
 
@@ -81,6 +104,8 @@ class StageResult(_Strict):
     chosen_round: int
     stop_reason: str
     step_times: list[StepTime] = Field(default_factory=list)
+    judge: str = Field("", description="which model judged this stage (pairs, safety), and why")
+    handoff: JudgeHandoff | None = Field(None, description="stage 4: its model as the later judge")
     forgetting: list[ForgettingCell] = Field(
         default_factory=list, description="the chosen model on every earlier stage's held-out set"
     )

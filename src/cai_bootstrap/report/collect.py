@@ -142,6 +142,18 @@ def _title(summary: StageResult) -> str:
     return f"{title} (round {summary.chosen_round} of {len(summary.rounds)} run: {summary.stop_reason})"
 
 
+def _judge_lines(summary: StageResult) -> list[str]:
+    """Which model judged the stage; for stage 4, its model's skill as a judge and the hand-off."""
+    from ..judge_handoff import skill_line
+
+    lines = [summary.judge] if summary.judge else []
+    h = summary.handoff
+    if h:
+        lines += [skill_line(h.base_skill, "input model"), skill_line(h.skill, "trained model")]
+        lines += [f"stage 4's model calibration: {line}" for line in h.calibration] + [h.reason]
+    return lines
+
+
 def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
     if not (folder / "stage.json").exists():
         return StageReport(stage=int(folder.name.removeprefix("stage")), title="not finished")
@@ -173,6 +185,7 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
     harmless, over_refusal, safety_rows, judge_lines = _safety(
         run_dir, {"base": summary.base_safety, "trained": chosen.safety}
     )
+    judge_lines = _judge_lines(summary) + judge_lines
     pairs_judge = _pairs_judge(pairs_m)
     if pairs_judge:
         judge_lines.append(f"pairs judge: preference: {pairs_judge}")
