@@ -120,3 +120,42 @@ def test_no_handoff_without_a_later_stage(tmp_path):
     h = judge_handoff.assess(ctx, tmp_path / "m", tmp_path / "e.jsonl", tmp_path / "e.jsonl")
     assert not h.accepted and "no stage 5 or 6" in h.reason and h.skill.balanced_accuracy == 1.0
     assert json.loads(h.model_dump_json())["calibration"] == []
+
+
+def test_stage4_reads_every_earlier_verified_answer(tmp_path):
+    """Training items from the earlier rounds' responses (with the verifiers' verdicts); held-out ones
+    from the earlier baseline and trained evaluations of the held-out sets, never the other way."""
+    from cai_bootstrap.records import Response
+    from cai_bootstrap.stage_data import earlier_answers
+
+    s1 = tmp_path / "stage1"
+    held = [
+        i.model_copy(update={"id": f"h{n}"})
+        for n, i in enumerate(cur.build(2, "heldout", 2, random.Random(0)))
+    ]
+    train = [
+        i.model_copy(update={"id": f"t{n}"}) for n, i in enumerate(cur.build(2, "train", 2, random.Random(0)))
+    ]
+    write_jsonl(s1 / "heldout" / "records.jsonl", held)
+    write_jsonl(s1 / "round1" / "instructions" / "records.jsonl", train)
+    for folder, tag in ((s1 / "eval_base", "base"), (s1 / "round1" / "eval", "trained")):
+        items = [
+            EvalItem(id=f"{tag}:{i.id}", model_tag=tag, instruction_id=i.id, prompt=i.prompt, response=tag,
+                     constraint_ids=[c.id for c in i.constraints], passed_strict=[True] * len(i.constraints),
+                     passed_loose=[True] * len(i.constraints), all_strict=True, all_loose=True)
+            for i in held
+        ]  # fmt: skip
+        write_jsonl(folder / "records.jsonl", items)
+    responses = [
+        Response(id=f"r{i.id}", instruction_id=i.id, sample=0, text="ans", all_passed=True) for i in train
+    ]
+    write_jsonl(s1 / "round1" / "responses" / "records.jsonl", responses)
+    recipe = Recipe.model_validate({"stages": [{"stage": 1}, {"stage": 4}]})
+    ctx = StageContext(recipe, recipe.stages[1], tmp_path, None, None, False, Path("/base"))
+    got = earlier_answers(ctx, "heldout")
+    assert sorted((i.id, a) for i, a, _ in got) == sorted(
+        (i.id, t) for i in held for t in ("base", "trained")
+    )
+    assert [(i.id, a, ok) for i, a, ok in earlier_answers(ctx, "train")] == [
+        (i.id, "ans", True) for i in train
+    ]

@@ -25,12 +25,13 @@ TASK_DATA = ("tasks/data", "tasks/curriculum/data", "data/redteam_topics.yaml")
 
 def earlier_files(ctx: StageContext) -> list[Path]:
     """The earlier stages' files that stages 4-5 build on: training answers from their rounds'
-    responses, held-out ones from their baseline evaluations (held-out stays held-out)."""
+    responses, held-out ones from their baseline and trained evaluations (held-out stays held-out;
+    the trained models pass more often, so more held-out instructions have a passing answer)."""
     if not ctx.kind.reads_earlier:
         return []
     runs = ctx.run_dir
     paths = sorted(runs.glob("stage*/round*/responses/records.jsonl")) + sorted(
-        runs.glob("stage*/eval_base/records.jsonl")
+        [*runs.glob("stage*/eval_base/records.jsonl"), *runs.glob("stage*/round*/eval/records.jsonl")]
     )
     return [p for p in paths if int(p.relative_to(runs).parts[0].removeprefix("stage")) < ctx.cfg.stage]
 
@@ -39,10 +40,11 @@ def earlier_answers(ctx: StageContext, split: str) -> list[tuple[Instruction, st
     """(instruction, answer, passed) from `earlier_files`, for the held-out or the training split."""
     out = []
     for path in earlier_files(ctx):
-        if (path.parent.name == "eval_base") != (split == "heldout"):
+        if (path.parent.name in ("eval_base", "eval")) != (split == "heldout"):
             continue
         if split == "heldout":
-            ins = {i.id: i for i in read_jsonl(path.parent.parent / "heldout" / "records.jsonl", Instruction)}
+            stage_dir = ctx.run_dir / path.relative_to(ctx.run_dir).parts[0]
+            ins = {i.id: i for i in read_jsonl(stage_dir / "heldout" / "records.jsonl", Instruction)}
             out += [(ins[e.instruction_id], e.response, e.all_strict) for e in read_jsonl(path, EvalItem)]
         else:
             ins = {
