@@ -20,13 +20,17 @@ from .stage_calibration import require_judge
 from .stage_context import StageContext
 from .stage_data import CRITIQUE, HELDOUT, INSTRUCTIONS, PAIRS, RESPONSES
 from .stage_model import DPO, EVAL, EVAL_BASE, MODEL, SAFETY, SAFETY_BASE, SFT, external_steps
+from .stage_written import HELDOUT_WRITTEN, INSTRUCTIONS_WRITTEN, WRITTEN
 
 BASELINE = [HELDOUT, EVAL_BASE, SAFETY_BASE]
 ROUND = [INSTRUCTIONS, RESPONSES, CRITIQUE, PAIRS, SFT, DPO, MODEL, EVAL, SAFETY]
+# Stages 2-3: the input model may write their tasks first (stage_written.py; off by default).
+WRITTEN_BASELINE = [WRITTEN, HELDOUT_WRITTEN, EVAL_BASE, SAFETY_BASE]
+WRITTEN_ROUND = [INSTRUCTIONS_WRITTEN, *ROUND[1:]]
 STEPS: dict[int, tuple[list[StepSpec], list[StepSpec]]] = {
     1: (BASELINE, ROUND),
-    2: (BASELINE, ROUND),
-    3: (BASELINE, ROUND),
+    2: (WRITTEN_BASELINE, WRITTEN_ROUND),
+    3: (WRITTEN_BASELINE, WRITTEN_ROUND),
     4: (BASELINE, ROUND),
     5: (BASELINE, ROUND),
     6: (BASELINE, ROUND),

@@ -59,9 +59,16 @@ def _earlier_hashes(ctx: StageContext) -> dict[str, str]:
     return {str(p.relative_to(ctx.run_dir)): sha256_file(p) for p in earlier_files(ctx)}
 
 
+def written_items(inputs: dict) -> list | None:
+    """What the model wrote for stages 2-3 (stage_written.py), when the step reads it."""
+    from .tasks.curriculum.written import WrittenItem
+
+    return read_jsonl(inputs["written"] / "records.jsonl", WrittenItem) if "written" in inputs else None
+
+
 def _heldout(ctx: StageContext, st, inputs, models) -> Done:
     held = instructions_step.heldout(
-        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, earlier_answers(ctx, "heldout")
+        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, earlier_answers(ctx, "heldout"), written_items(inputs)
     )
     return Done(held, {"heldout": len(held)})
 
@@ -85,7 +92,14 @@ def _instructions(ctx: StageContext, st, inputs, models) -> Done:
     held = read_jsonl(inputs["heldout"] / "records.jsonl", Instruction)
     engine = ctx.engines.get(models["generator"])
     out = instructions_step.run(
-        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, ctx.round, engine, held, earlier_answers(ctx, "train")
+        ctx.cfg.instructions,
+        ctx.seed,
+        ctx.cfg.stage,
+        ctx.round,
+        engine,
+        held,
+        earlier_answers(ctx, "train"),
+        written_items(inputs),
     )
     write_jsonl(st.folder / "self_instruct_tasks.jsonl", out.self_tasks)
     atomic_write_text(

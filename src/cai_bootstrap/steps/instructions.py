@@ -61,7 +61,9 @@ def _types(cfg) -> list[str]:
     return cfg.constraint_types or constraint_types_default()
 
 
-def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[Instruction]:
+def heldout(
+    cfg, seed: int, stage: int, earlier: Earlier | None = None, written: list | None = None
+) -> list[Instruction]:
     """The stage's held-out set (never trained on; disjoint seeds and wordings)."""
     rng = random.Random(f"heldout-{seed}-{stage}")
     source = SOURCES[stage]
@@ -77,7 +79,12 @@ def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[
             stage,
         )
     return curriculum.build(
-        stage, "heldout", cfg.n_heldout, rng, earlier=earlier if source.reads_earlier else None
+        stage,
+        "heldout",
+        cfg.n_heldout,
+        rng,
+        earlier=earlier if source.reads_earlier else None,
+        written=written,
     )
 
 
@@ -125,6 +132,7 @@ def run(
     engine: Engine,
     held: list[Instruction],
     earlier: Earlier | None = None,
+    written: list | None = None,
 ) -> InstructionsOutput:
     """Training instructions for one round of one stage; refuses any overlap with `held`."""
     source = SOURCES[stage]
@@ -140,6 +148,7 @@ def run(
             rng,
             earlier=earlier if source.reads_earlier else None,
             generated=generated,
+            written=written,
         )
         out = InstructionsOutput(train, stats={"diversity": diversity_stats(train, None)})
     train_texts = [i.prompt for i in out.instructions] + [i.task for i in out.instructions]
