@@ -54,6 +54,13 @@ def test_from_stage_two_after_a_finished_stage_one_and_round_times_survive_resum
     assert _rounds(run) == before
     _check_forgetting_matrix(run)
 
+    # The tiny random model writes nothing usable: the written step stops with its reason.
+    sets = ["stages.1.instructions.model_written.enabled=true", "stages.1.instructions.model_written.samples=1",
+            "stages.1.instructions.model_written.max_new_tokens=16"]  # fmt: skip
+    args = ["run", "--recipe", path, "--from-stage", "2", "--force", "--quiet"]
+    res = CliRunner().invoke(app, [*args, *(x for s in sets for x in ("--set", s))])
+    assert res.exit_code == 1 and "none could be kept" in res.output, res.output
+
 
 def _check_forgetting_matrix(run):
     """Stage 2's chosen model answered stage 1's held-out set, paired with stage 1's chosen model."""

@@ -63,7 +63,8 @@ def written_items(inputs: dict) -> list | None:
     """What the model wrote for stages 2-3 (stage_written.py), when the step reads it."""
     from .tasks.curriculum.written import WrittenItem
 
-    return read_jsonl(inputs["written"] / "records.jsonl", WrittenItem) if "written" in inputs else None
+    path = inputs["written"] / "records.jsonl" if "written" in inputs else None
+    return read_jsonl(path, WrittenItem) if path and path.exists() else None  # none: step disabled
 
 
 def _heldout(ctx: StageContext, st, inputs, models) -> Done:

@@ -9,6 +9,7 @@ import dataclasses
 from collections import Counter
 
 from .engines import Sampling
+from .errors import StepFailed
 from .runner import Done, StepSpec
 from .stage_context import StageContext
 from .stage_data import HELDOUT, INSTRUCTIONS, TASK_DATA
@@ -18,7 +19,7 @@ from .tasks.curriculum import written
 def _write(ctx: StageContext, st, inputs, models) -> Done:
     cfg = ctx.cfg.instructions.model_written
     if not cfg.enabled:
-        return Done([], {"written": 0, "kept": 0})
+        return Done(None, {"written": 0, "kept": 0})  # no records file: the packaged lists alone
     sampling = Sampling(
         n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=ctx.seed
     )
@@ -27,6 +28,12 @@ def _write(ctx: StageContext, st, inputs, models) -> Done:
     )
     ctx.engines.release()
     dropped = Counter(i.reason for i in items if not i.kept)
+    if not any(i.kept for i in items):
+        why = ", ".join(f"{r}: {n}" for r, n in dropped.most_common(3))
+        raise StepFailed(
+            f"stage {ctx.cfg.stage}: the model wrote {len(items)} tasks and none could be kept ({why})",
+            "raise instructions.model_written.samples or max_new_tokens, or set model_written.enabled: false",
+        )
     counts = {"written": len(items), "kept": sum(i.kept for i in items), "dropped": sum(dropped.values())}
     return Done(items, counts, {"dropped": dict(dropped.most_common())})
 
