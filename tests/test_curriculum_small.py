@@ -26,8 +26,10 @@ def test_curriculum_small_runs_every_stage_on_a_tiny_model(tmp_path, tiny_model_
         with_tiny_health(s)
         # The random model never passes a curriculum check: a judge it clears orders the ties.
         s["judge"].update(enabled=True, min_balanced_accuracy=0.0, calibration_per_class=2)
-        s["pairs"]["drop_truncated"] = False
+        s["pairs"].update(drop_truncated=False, min_pairs=0, min_margin=0.0)  # the recipe's limits fit Gemma
+        s["sft"].update(min_examples=0, enabled=s["stage"] == 1)  # no verified answers later: DPO only
         s["eval"]["safety"]["enabled"] = False
+        s["sft"]["max_length"] = s["dpo"]["max_length"] = 2048  # the tiny tokenizer splits words finely
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     res = CliRunner().invoke(app, ["run", "--recipe", str(path), "--quiet"])

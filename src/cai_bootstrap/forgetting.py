@@ -13,6 +13,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from .errors import GateFailed
 from .log import log
 from .records import EvalItem, Instruction
@@ -59,7 +61,12 @@ def _earlier(ctx: StageContext) -> list[tuple]:
         if not path.is_file():
             log.info("forgetting: stage %d has no result in this run folder, not measured", cfg.stage)
             continue
-        out.append((cfg, StageResult.read(path)))
+        try:
+            out.append((cfg, StageResult.read(path)))
+        except ValidationError:
+            log.warning(
+                "forgetting: stage %d's stage.json is from an older cai-bootstrap, not measured", cfg.stage
+            )
     return out
 
 

@@ -5,8 +5,11 @@ order. `run_steps` runs such a list through the one step runner; pipeline.py run
     round:    instructions -> responses -> critique -> pairs -> sft -> dpo -> model -> eval -> safety
               (+ per eval.ifeval_files: trained evaluation)
 
-Every stage kind runs the same steps today; what differs (the task builders, stages 4-5 reading
-earlier stages' answers) is in `stage_context.KINDS` and steps/instructions.py.
+Stages 2-3 start their baseline with `written` (the input model writes their tasks, when enabled;
+stage_written.py), which their held-out set and instructions read. What else differs (the task
+builders, stages 4-5 reading earlier stages' answers) is in `stage_context.KINDS` and
+steps/instructions.py. After the rounds, pipeline.py evaluates the chosen model on every earlier
+stage's held-out set (forgetting.py) and, after stage 4, decides the judge hand-off (judge_handoff.py).
 """
 
 from __future__ import annotations
