@@ -54,7 +54,7 @@ class ScriptedWriter:
             ][n % 3]
         n = self.calls["words"]
         self.calls["words"] += 1
-        return f" lantern{'s' * n}\n- river\n- 42 things\n- river"
+        return f" lantern{'s' * n}\n- the river\n- 42 things\n- the river"
 
 
 def _passage(topic: str, n: int, place: str) -> str:
@@ -95,7 +95,9 @@ def test_stage3_written_words_and_categories():
     assert {f for f, _ in seeds} == set(Family)
     pairs = [(f, s.x) for f, s in seeds]
     assert len(set(pairs)) == len(pairs)  # no repeats
-    assert ("lanterns", "river") != () and any(s.x == "river" for _, s in seeds)
+    river = next(s for _, s in seeds if s.x == "the river")
+    assert river.forms[:2] == ["river", "rivers"]  # an answer must use the word, not its article
+    assert not any("42" in s.x for _, s in seeds)
 
 
 @pytest.mark.parametrize("stage", [2, 3])

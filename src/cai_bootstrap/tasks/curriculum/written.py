@@ -178,8 +178,13 @@ def _keep(stage: int, source: str, topic: str, raw: str, seen: set[str], key: st
             why = "repeat"
         seen.add(normalise(f"{source}|{word}"))
         out.append(WrittenItem(id=f"{key}-{i}", source="word", kept=not why, reason=why, x=word,
-                               answers=plurals(word), **{**base, "raw": word}))  # fmt: skip
+                               answers=plurals(_core(word)), **{**base, "raw": word}))  # fmt: skip
     return out
+
+
+def _core(word: str) -> str:
+    """The word without a leading article ("the ocean" -> "ocean"): what an answer has to contain."""
+    return re.sub(r"^(?:the|a|an)\s+", "", word, flags=re.IGNORECASE)
 
 
 def qa_items(written: list[WrittenItem]) -> list[QAItem]:
