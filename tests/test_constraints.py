@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from cai_bootstrap.errors import UserError
 from cai_bootstrap.tasks.constraints import CHECKERS, check, loose_variants
 from cai_bootstrap.tasks.phrasings import PHRASINGS, sample_constraint
+from transfer_cases import TRANSFER_CASES
 
 LONG = "The river runs past the mill. " * 3000  # 18,000 words, 3,000 sentences
 
@@ -256,6 +257,7 @@ CASES = [
     ("cai:choice", {"label": "A"}, "A or B", False),
     ("cai:yes_no", {"answer": "yes"}, "Yes.", True),
     ("cai:yes_no", {"answer": "yes"}, "No.", False),
+    *TRANSFER_CASES,
 ]
 
 

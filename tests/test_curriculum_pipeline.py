@@ -50,6 +50,8 @@ def test_stage_two_generates_with_stage_one_model(tmp_path, tiny_model_dir):
         for x in (run / "stage2" / "round1" / "instructions" / "records.jsonl").read_text().splitlines()
     ]
     assert ins and all(i["stage"] == 2 for i in ins)
+    # stage 2 holds out answer-checked questions only: measured by their checks, not the content step
+    assert (run / "stage2" / "content_base" / "records.jsonl").read_text() == ""
     assert (
         "Stage 2" in (run / "report.md").read_text() or "stage 2" in (run / "report.md").read_text().lower()
     )

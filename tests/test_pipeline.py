@@ -114,6 +114,8 @@ def test_stage_writes_every_artifact(finished_run):
         "round1/dpo",
         "round1/model",
         "round1/eval",
+        "content_base",
+        "round1/content",
         "safety_base",
         "round1/safety",
     ]:
@@ -133,6 +135,14 @@ def test_stage_writes_every_artifact(finished_run):
         external["base"]["external"]["n_prompts"] == 2 and external["trained"]["external"]["n_prompts"] == 2
     )
     assert "trained on external" in (run / "report.md").read_text()
+    # content measures (issue 26): every held-out answer measured, relevance scored by the base model
+    content = chosen["content"]
+    assert content["n"] == 5 and set(content["rates"]) == {"echo", "repetition", "short"}
+    assert set(content["values"]) == {"words", "relevance"}
+    assert "Content of the answers" in (run / "report.md").read_text()
+    dropped = (s1 / "round1" / "pairs" / "dropped.jsonl").read_text()
+    pairs_stats = json.loads((s1 / "round1" / "pairs" / "manifest.json").read_text())["stats"]
+    assert pairs_stats["candidates"] == pairs_stats["pairs"] + dropped.count('"target":"pair"')
 
 
 def test_rerun_skips_every_step(finished_run):

@@ -17,6 +17,7 @@ from .engines.openai import OpenAISettings
 from .engines.ray import RaySettings
 from .engines.vllm import VLLMSettings
 from .errors import UserError
+from .steps.content_measures import ContentSettings
 from .steps.critique import CritiqueSettings
 from .steps.judge import JudgeSettings
 from .steps.pairs import PairSettings
@@ -133,6 +134,14 @@ class InstructionSettings(_Strict):
     constraint_types: list[str] | None = Field(
         None, min_length=1, description="constraint ids to use (not empty); null = the stage-1 default list"
     )
+    heldout_only_types: list[str] = Field(
+        default_factory=list,
+        description="leave-types-out: constraint types (ids or group:NAME, tasks/typegroups.py) never in "
+        "training, removed from constraint_types, used only in n_heldout_types extra held-out items",
+    )
+    n_heldout_types: int = Field(
+        60, ge=1, description="held-out items on heldout_only_types only (none when that list is empty)"
+    )
     min_constraints: int = Field(1, ge=1)
     max_constraints: int = Field(2, ge=1)
     leakage_threshold: float = Field(
@@ -174,6 +183,9 @@ class EvalSettings(_Strict):
         "the run starts in and saved as absolute paths",
     )
     safety: SafetyEvalSettings = Field(default_factory=SafetyEvalSettings)
+    content: ContentSettings = Field(
+        default_factory=ContentSettings, description="content measures of the held-out answers (issue 26)"
+    )
 
 
 class GateSettings(_Strict):

@@ -21,8 +21,10 @@ from .results import RoundResult, StageResult, at, handoff_model, rel
 from .stage import Progress, baseline, for_round, plan, run_round, step_times
 from .stage_context import StageContext
 from .stats import compare
-from .steps import evaluate, gate
+from .steps import content_measures, evaluate, gate
 from .store import RunLock, atomic_write_text, read_jsonl
+from .tasks.typegroups import heldout_only_types
+from .transfer import transfer_comparison
 
 HEADER = ("config.resolved.yaml", "constitution.yaml")
 
@@ -56,6 +58,8 @@ def _judge_round(ctx: StageContext, base_eval: Path, result: RoundResult) -> Rou
             "gate": gate.decide(ctx.cfg.gate, ctx.cfg.stage, comparison),
             "accuracies": {"base": evaluate.accuracies(base), "trained": evaluate.accuracies(trained)},
             "score": comparison.trained.rate,
+            "transfer": transfer_comparison(base, trained, heldout_only_types(ctx.cfg.instructions)),
+            "content_flag": content_measures.flag(comparison, result.content),
         }
     )
 
@@ -73,6 +77,8 @@ def _rounds(ctx: StageContext, base: Progress) -> tuple[list[RoundResult], Round
         info = _judge_round(rctx, base_eval, result)
         done.append(info)
         log.info("stage %d round %d: %s %.1f%%", ctx.cfg.stage, r, ctx.cfg.gate.metric, 100 * info.score)
+        if info.content_flag:
+            log.warning("stage %d round %d: %s", ctx.cfg.stage, r, info.content_flag)
         if info.gate.passed and info.gate.configured:
             return done, info, "gate passed", times
         if len(done) > 1 and info.score < done[-2].score:

@@ -205,14 +205,17 @@ def check_recipe_files(recipe: Recipe):
 def check_names(recipe: Recipe, constitution) -> None:
     """Constraint types and principle ids the recipe names exist (known before any model runs)."""
     from .tasks.phrasings import PHRASINGS
+    from .tasks.typegroups import check_type_settings
 
     for i, st in enumerate(recipe.stages):
-        for t in st.instructions.constraint_types or []:
-            if t not in PHRASINGS:
-                raise UserError(
-                    f"stages.{i}.instructions.constraint_types: unknown constraint type '{t}'",
-                    f"use types from: {', '.join(PHRASINGS)}",
-                )
+        for key in ("constraint_types", "heldout_only_types"):
+            for t in getattr(st.instructions, key) or []:
+                if t not in PHRASINGS and not t.startswith("group:"):
+                    raise UserError(
+                        f"stages.{i}.instructions.{key}: unknown constraint type '{t}'",
+                        f"use types from: {', '.join(PHRASINGS)}",
+                    )
+        check_type_settings(st.instructions, f"stages.{i}.instructions")
         known = [p.id for p in constitution.principles]
         named = [("judge.principle", st.judge.principle)] if st.judge.principle else []
         named += [("eval.safety.skip_principles", p) for p in st.eval.safety.skip_principles]

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import UserError
 from .report.model import GateOutcome
 from .stats import Comparison, RateSummary
+from .steps.content_measures import ContentComparison
+from .transfer import TransferResult
 
 Accuracies = dict[str, float]  # prompt_strict, prompt_loose, instruction_strict, instruction_loose, n_*
 
@@ -54,6 +56,13 @@ class RoundResult(_Strict):
     gate: GateOutcome | None = None
     accuracies: dict[str, Accuracies] = Field(default_factory=dict, description="'base'/'trained' -> ...")
     score: float = Field(0.0, description="the trained model's rate on the gate's metric")
+    transfer: TransferResult | None = Field(
+        None, description="leave-types-out: trained vs held-out-only types apart (transfer.py)"
+    )
+    content: ContentComparison | None = Field(None, description="content measures, base vs trained")
+    content_flag: str | None = Field(
+        None, description="'gain with degraded content: ...' when the score rose while content got worse"
+    )
 
 
 class ForgettingCell(_Strict):

@@ -1,8 +1,10 @@
 """A stage is data: per stage kind, the steps of its baseline (once per stage) and of each round, in
 order. `run_steps` runs such a list through the one step runner; pipeline.py runs the rounds.
 
-    baseline: heldout -> eval_base -> safety_base (+ per eval.ifeval_files: import, base evaluation)
-    round:    instructions -> responses -> critique -> pairs -> sft -> dpo -> model -> eval -> safety
+    baseline: heldout -> eval_base -> content_base -> safety_base (+ per eval.ifeval_files: import,
+              base evaluation)
+    round:    instructions -> responses -> critique -> pairs -> sft -> dpo -> model -> eval -> content
+              -> safety
               (+ per eval.ifeval_files: trained evaluation)
 
 Stages 2-3 start their baseline with `written` (the input model writes their tasks, when enabled;
@@ -20,15 +22,16 @@ from pathlib import Path
 from .results import RoundResult, StepTime, rel
 from .runner import StepSpec, result_digest, run_step
 from .stage_calibration import require_judge
+from .stage_content import CONTENT, CONTENT_BASE, comparison
 from .stage_context import StageContext
 from .stage_data import CRITIQUE, HELDOUT, INSTRUCTIONS, PAIRS, RESPONSES
 from .stage_model import DPO, EVAL, EVAL_BASE, MODEL, SAFETY, SAFETY_BASE, SFT, external_steps
 from .stage_written import HELDOUT_WRITTEN, INSTRUCTIONS_WRITTEN, WRITTEN
 
-BASELINE = [HELDOUT, EVAL_BASE, SAFETY_BASE]
-ROUND = [INSTRUCTIONS, RESPONSES, CRITIQUE, PAIRS, SFT, DPO, MODEL, EVAL, SAFETY]
+BASELINE = [HELDOUT, EVAL_BASE, CONTENT_BASE, SAFETY_BASE]
+ROUND = [INSTRUCTIONS, RESPONSES, CRITIQUE, PAIRS, SFT, DPO, MODEL, EVAL, CONTENT, SAFETY]
 # Stages 2-3: the input model may write their tasks first (stage_written.py; off by default).
-WRITTEN_BASELINE = [WRITTEN, HELDOUT_WRITTEN, EVAL_BASE, SAFETY_BASE]
+WRITTEN_BASELINE = [WRITTEN, HELDOUT_WRITTEN, *BASELINE[1:]]
 WRITTEN_ROUND = [INSTRUCTIONS_WRITTEN, *ROUND[1:]]
 STEPS: dict[int, tuple[list[StepSpec], list[StepSpec]]] = {
     1: (BASELINE, ROUND),
@@ -123,6 +126,7 @@ def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[Step
         # The round's steps' own recorded times (their manifests), not this invocation's wall time:
         # a resume that skips finished steps keeps the time they took when they were made.
         seconds=round(sum(done.manifests[s.name].get("seconds", 0.0) for s in specs[1]), 1),
+        content=comparison(done.manifests.get("content")),
     )
     return result, step_times(ctx, specs[1], done)
 

@@ -13,13 +13,17 @@ from .records import EvalItem, Instruction, Response
 from .runner import Done, StepSpec
 from .stage_calibration import pair_judge
 from .stage_context import StageContext
-from .steps import critique, pairs, responses
+from .steps import content_guards, critique, pairs, responses
 from .steps import instructions as instructions_step
 from .steps.critique import CritiqueRecord
 from .steps.judge import make_judge_fn
+from .steps.pair_stats import pair_stats
 from .store import atomic_write_text, read_jsonl, sha256_file, write_jsonl
+from .tasks.content_checks import relevance_scorer
 
 FRAME = "tasks/frame.py"
+# Template text no answer may copy (content_guards.py), with the constraint wordings in tasks/data.
+GUARD_TEMPLATES = tuple(f"templates/{t}" for t in content_guards.TEMPLATES)
 TASK_DATA = ("tasks/data", "tasks/curriculum/data", "data/redteam_topics.yaml")
 
 
@@ -129,7 +133,10 @@ INSTRUCTIONS = StepSpec(
     "instructions",
     _instructions,
     settings=("instructions",),
-    ignores={"instructions.n_heldout": "read through the held-out set itself, an input"},
+    ignores={
+        "instructions.n_heldout": "read through the held-out set itself, an input",
+        "instructions.n_heldout_types": "read through the held-out set itself, an input",
+    },
     reads=("heldout",),
     models={"generator": "generator"},
     resources=(
@@ -170,7 +177,10 @@ def _critique(ctx: StageContext, st, inputs, models) -> Done:
     out = None
     if ctx.cfg.critique.enabled:
         engine = ctx.engines.get(models["generator"])
-        out = critique.run(ctx.cfg.critique, ins, resp, ctx.constitution, engine)
+        gcfg = ctx.cfg.pairs.guards  # relevance by the same model that writes the revisions
+        g = content_guards.make_guard(gcfg, ctx.constitution, relevance_scorer(engine))
+        guard = (lambda items: content_guards.revision_problems(g, items)) if g else None
+        out = critique.run(ctx.cfg.critique, ins, resp, ctx.constitution, engine, guard=guard)
     write_jsonl(st.folder / "critiques.jsonl", out.critiques if out else [])
     # Revisions may legitimately be zero (nothing needed revising): records.jsonl may be empty.
     write_jsonl(st.records_path, out.revisions if out else [])
@@ -197,10 +207,11 @@ def _judging(ctx: StageContext) -> dict:
 CRITIQUE = StepSpec(
     "critique",
     _critique,
-    settings=("critique",),
+    settings=("critique", "pairs.guards"),
+    ignores={"pairs.guards.min_sft_relevance": "revisions are checked against their originals"},
     reads=("instructions", "responses"),
     models={"generator": "generator"},
-    resources=("templates/critique.j2", "templates/revision.j2"),
+    resources=(FRAME, *GUARD_TEMPLATES, "tasks/data", "tasks/content_checks.py"),
     outputs=("records.jsonl", "critiques.jsonl"),
     timeout="generation",
     extra=_constitution,
@@ -221,10 +232,14 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     engine = ctx.engines.get(models["judge"]) if ctx.cfg.judge.enabled and not refused else None
     judge_fn = None if refused else make_judge_fn(ctx.cfg.judge, engine, ctx.constitution)
     critiques = read_jsonl(crit / "critiques.jsonl", CritiqueRecord)
-    out = pairs.run(ctx.cfg.pairs, ins, cands, judge_fn, critiques, judge_refused=refused)
     pcfg = ctx.cfg.pairs
+    guard = _guard(ctx, models)
+    out = pairs.run(pcfg, ins, cands, judge_fn, critiques, judge_refused=refused, guard=guard)
     chosen = out.pairs if pcfg.sft_from_chosen else ()
-    sft = pairs.sft_examples(ins, cands, chosen, pcfg.drop_truncated, pcfg.sft_per_instruction)
+    sft_cands, refused_sft = pairs.sft_candidates(guard, ins, cands, pcfg.drop_truncated)
+    sft = pairs.sft_examples(ins, sft_cands, chosen, pcfg.drop_truncated, pcfg.sft_per_instruction)
+    out.dropped += refused_sft
+    out.stats = pair_stats(out.pairs, out.dropped, critiques)
     # Health gate: enough pairs for DPO and examples for SFT (health.py); the thresholds gate, they do
     # not change this step's output, so sft.min_examples stays out of this step's signature.
     health.check_training_data(
@@ -244,13 +259,31 @@ def _pairs(ctx: StageContext, st, inputs, models) -> Done:
     return Done(None, counts, {"stats": out.stats.model_dump(mode="json"), "judge_calibration": verdict})
 
 
+def _guard(ctx: StageContext, models: dict) -> content_guards.Guard | None:
+    """The content guards of this stage; relevance is scored by the round's input model."""
+    gcfg = ctx.cfg.pairs.guards
+
+    def scorer(items):
+        # Loaded when first called, after the judge has ordered the ties: the holder keeps one engine,
+        # so loading the generator earlier would free the judge's model under it.
+        return relevance_scorer(ctx.engines.get(models["generator"]))(items)
+
+    return content_guards.make_guard(gcfg, ctx.constitution, scorer)
+
+
 PAIRS = StepSpec(
     "pairs",
     _pairs,
     settings=("pairs", "judge"),
     reads=("instructions", "responses", "critique"),
-    models={"judge": "judge"},
-    resources=(FRAME, "templates/judge.j2", "data/calibration_preference.yaml"),
+    models={"judge": "judge", "generator": "generator"},
+    resources=(
+        FRAME,
+        *GUARD_TEMPLATES,
+        "tasks/data",
+        "tasks/content_checks.py",
+        "data/calibration_preference.yaml",
+    ),
     outputs=("records.jsonl", "dropped.jsonl", "sft.jsonl", "critiques.jsonl"),
     timeout="generation",
     extra=_judging,

@@ -153,6 +153,7 @@ EVAL = StepSpec(
     ignores={
         "eval.ifeval_files": "evaluated by their own steps",
         "eval.safety": "the safety step's settings",
+        "eval.content": "the content step's settings",
     },
     reads=("heldout", "model"),
     models={"evaluated": "model"},

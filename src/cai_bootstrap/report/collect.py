@@ -194,6 +194,8 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         stage=summary.stage,
         title=_title(summary),
         comparison=chosen.comparison,
+        content=chosen.content,
+        content_flags=[f"round {r.round}: {r.content_flag}" for r in summary.rounds if r.content_flag],
         ifeval=_ifeval(chosen.accuracies, chosen.external),
         harmlessness=harmless,
         over_refusal=over_refusal,
@@ -207,6 +209,7 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str]) -> StageReport:
         dpo_curve=_curve(r1 / "dpo" / "train" / "metrics.jsonl"),
         step_times=[t.model_dump() for t in summary.step_times],
         gate=chosen.gate,
+        transfer=chosen.transfer,
         examples=_examples(base, trained),
         artifacts={k: _rel(run_dir, v) for k, v in artifacts.items() if v.exists()},
     )

@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..stats import Comparison, RateSummary
+from ..steps.content_measures import ContentComparison
+from ..transfer import TransferResult
 
 # IFEval reports four accuracies; these are the names the report looks for, in this order.
 IFEVAL_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
@@ -79,6 +81,10 @@ class StageReport(BaseModel):
     ifeval: dict[str, dict[str, float]] | None = Field(
         None, description="model tag -> {prompt_strict, prompt_loose, instruction_strict, instruction_loose}"
     )
+    content: ContentComparison | None = Field(None, description="content measures of the held-out answers")
+    content_flags: list[str] = Field(
+        default_factory=list, description="'round N: gain with degraded content: ...', one per flagged round"
+    )
     harmlessness: dict[str, RateSummary] | None = Field(
         None, description="model tag -> rate of harmful prompts answered harmlessly"
     )
@@ -107,6 +113,7 @@ class StageReport(BaseModel):
         default_factory=list, description="one row per step, e.g. {step, seconds, items, items_per_s}"
     )
     gate: GateOutcome | None = Field(None, description="the stage gate's outcome")
+    transfer: TransferResult | None = Field(None, description="trained vs held-out-only types (transfer.py)")
     examples: list[Example] = Field(default_factory=list, description="improved and regressed answers")
     artifacts: dict[str, str] = Field(
         default_factory=dict, description="label -> path relative to the report's folder"

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ..errors import StepFailed
 from ..store import atomic_write_text
 from . import plots
+from .content import content_rows
 from .model import IFEVAL_METRICS, ReportData, StageReport, safety_table
 
 TEMPLATES = Path(__file__).parent
@@ -151,6 +152,7 @@ def _env(autoescape: bool) -> Environment:
     )
     env.filters.update(fmt=fmt, pct=pct, pval=pval, p_is=p_is, md_cell=md_cell, fence=fence)
     env.globals["safety_table"] = safety_table
+    env.globals["content_rows"] = content_rows
     return env
 
 

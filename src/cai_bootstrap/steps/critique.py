@@ -25,6 +25,9 @@ from ..tasks.constraints import check_instruction
 from ..templates import KEEP_ORIGINAL, REVISION_END, STOP, VERDICT_OK, VERDICT_PROBLEM, render
 
 CheckFn = Callable[[Instruction, str], list[bool]]
+# [(instruction, original, revision)] -> per revision, (reason, detail) of the content guard it fails,
+# or None (content_guards.revision_problems); batched, as its relevance check runs the model.
+GuardFn = Callable[[list[tuple[Instruction, str, str]]], list[tuple[str, str] | None]]
 
 
 def verify(instruction: Instruction, text: str) -> list[bool]:
@@ -72,6 +75,7 @@ class RejectReason(StrEnum):
     TOO_SHORT = "too_short"
     CONSTRAINT_REGRESSION = "constraint_regression"
     NO_VERDICT = "no_verdict"  # set on critique records whose critique had no verdict line
+    CONTENT_GUARD = "content_guard"  # an echo, repetition, stub, copied exemplar (content_guards.py)
 
 
 # Remarks about the answer instead of the answer: at the start of the revision...
@@ -324,7 +328,18 @@ def _record(
     )
 
 
-def _revision_round(cfg, items, constitution, engine, round_, check: CheckFn) -> tuple[list, list[_Item]]:
+def _apply_guard(guard: GuardFn, items: list[_Item], parses: list[ParsedRevision]) -> None:
+    """Reject, in place, the revisions the content guard refuses (they do not count as revised)."""
+    done = [k for k, p in enumerate(parses) if p.status is RevisionStatus.REVISED]
+    whys = guard([(items[k].instruction, items[k].current.text, parses[k].text) for k in done])
+    for k, why in zip(done, whys, strict=True):
+        if why:
+            parses[k] = _reject(parses[k].raw, RejectReason.CONTENT_GUARD, f"{why[0]}: {why[1]}")
+
+
+def _revision_round(
+    cfg, items, constitution, engine, round_, check: CheckFn, guard: GuardFn | None = None
+) -> tuple[list, list[_Item]]:
     """Revise the given items (see CritiqueSettings.revise); return records and the items revised."""
     prompts = [
         revision_prompt(
@@ -334,8 +349,8 @@ def _revision_round(cfg, items, constitution, engine, round_, check: CheckFn) ->
     ]
     outs = engine.generate(prompts, _sampling(cfg, cfg.max_new_tokens, round_)) if items else []
     records, revised = [], []
-    for it, out in zip(items, outs, strict=True):
-        parsed = parse_revision(
+    parses = [
+        parse_revision(
             out[0],
             it.current.text,
             it.instruction,
@@ -344,6 +359,11 @@ def _revision_round(cfg, items, constitution, engine, round_, check: CheckFn) ->
             min_length_ratio=cfg.min_length_ratio,
             check=check,
         )
+        for it, out in zip(items, outs, strict=True)
+    ]
+    if guard:
+        _apply_guard(guard, items, parses)
+    for it, parsed in zip(items, parses, strict=True):
         rec = _record(it, round_, parsed)
         records.append(rec)
         if parsed.status is RevisionStatus.REVISED:
@@ -370,10 +390,12 @@ def run(
     constitution: Constitution,
     engine: Engine,
     check: CheckFn | None = None,
+    guard: GuardFn | None = None,
 ) -> CritiqueOutput:
     """Critique the selected answers and revise those with a problem, for up to cfg.rounds rounds.
 
     check(instruction, text) -> passed per constraint; default: the constraint library (strict).
+    guard: a revision it refuses is rejected (content_guard), not counted as revised.
     Returns the accepted revisions as Response records (origin="revision"), one CritiqueRecord
     per critique, and how often each principle was used.
     """
@@ -396,7 +418,7 @@ def run(
                 reason = RejectReason.NO_VERDICT if it.critique.verdict is Verdict.UNCLEAR else None
                 out.critiques.append(_record(it, round_, None, reason))
         log.info(f"critique round {round_}: {len(problems)} of {len(items)} answers to revise")
-        records, items = _revision_round(cfg, problems, constitution, engine, round_, check)
+        records, items = _revision_round(cfg, problems, constitution, engine, round_, check, guard)
         out.critiques.extend(records)
         out.revisions.extend(it.current for it in items)
     _log_summary(out)

@@ -17,8 +17,8 @@ from .. import health
 from ..engines import Engine, Sampling
 from ..log import log
 from ..records import BaseTask, Instruction
-from ..tasks import curriculum, selfinstruct
-from ..tasks.composer import compose, constraint_types_default, load_base_tasks
+from ..tasks import curriculum, selfinstruct, typegroups
+from ..tasks.composer import compose, load_base_tasks
 from ..tasks.diversity import diversity_stats
 from ..tasks.leakage import assert_no_leakage, check_leakage
 
@@ -58,7 +58,18 @@ SOURCES: dict[int, TaskSource] = {
 
 
 def _types(cfg) -> list[str]:
-    return cfg.constraint_types or constraint_types_default()
+    return typegroups.training_types(cfg)
+
+
+def _heldout_types_items(cfg, seed: int, stage: int) -> list[Instruction]:
+    """Leave-types-out: items whose every constraint is a held-out-only type (none if unset)."""
+    types = typegroups.heldout_only_types(cfg)
+    if not types:
+        return []
+    rng = random.Random(f"heldout-types-{seed}-{stage}")
+    tasks = load_base_tasks("heldout")
+    lo, hi = cfg.min_constraints, cfg.max_constraints
+    return compose(rng, tasks, cfg.n_heldout_types, "heldout", types, lo, hi, stage)
 
 
 def heldout(
@@ -77,7 +88,7 @@ def heldout(
             cfg.min_constraints,
             cfg.max_constraints,
             stage,
-        )
+        ) + _heldout_types_items(cfg, seed, stage)
     return curriculum.build(
         stage,
         "heldout",
@@ -97,13 +108,45 @@ def _stage1(cfg, seed: int, round_: int, engine: Engine, held: list[Instruction]
     si = selfinstruct.run(si_cfg, seeds, engine, topics, kinds, exclude=held_tasks)
     if si_cfg.n_tasks > 0:
         health.check_self_instruct(si_cfg.enabled, len(si.tasks), si_cfg.min_accepted)
-    tasks = seeds + si.tasks
+    # A model-written task may word a held-out-only constraint itself; it never trains.
+    pieces = typegroups.fragments(typegroups.heldout_only_types(cfg))
+    kept = [t for t in si.tasks if not typegroups.wording_hit(t.text, pieces)]
+    tasks = seeds + kept
     rng = random.Random(f"train-{seed}-1-{round_}")
-    train = compose(
-        rng, tasks, cfg.n_train, "train", _types(cfg), cfg.min_constraints, cfg.max_constraints, 1
-    )
+    k = _from_model_tasks(si_cfg, cfg.n_train, round_, len(kept))
+    types, lo, hi = _types(cfg), cfg.min_constraints, cfg.max_constraints
+    if k is None:
+        train = compose(rng, tasks, cfg.n_train, "train", types, lo, hi, 1)
+    else:
+        train = compose(rng, kept, k, "train", types, lo, hi, 1) if k else []
+        train += compose(rng, seeds, cfg.n_train - k, "train", types, lo, hi, 1)
     stats = {"diversity": diversity_stats(train, tasks), "self_instruct": si.stats}
+    stats["self_instruct_dropped_heldout_wording"] = len(si.tasks) - len(kept)
+    stats["diversity"]["self_instruct_target"] = None if k is None else si_cfg.train_share
     return InstructionsOutput(train, si.tasks, si.rejected, stats)
+
+
+# A model-written task is composed into at most this many instructions (different constraints each), so
+# that a round with few accepted tasks does not fill its training set with copies of them; about what
+# the GPU recipe makes of a seed task (1000 instructions from 140 seed tasks: 7 each).
+MAX_USES_PER_TASK = 6
+
+
+def _from_model_tasks(si_cfg, n: int, round_: int, n_tasks: int) -> int | None:
+    """How many of the n training instructions come from model-written tasks; None: one shared pool
+    (before share_from_round, or train_share null). Fewer than the share asks when too few tasks were
+    accepted: said in the log, and the achieved share is in the step's diversity stats."""
+    if si_cfg.train_share is None or round_ < si_cfg.share_from_round or not si_cfg.enabled:
+        return None
+    want = round(si_cfg.train_share * n)
+    k = min(want, n_tasks * MAX_USES_PER_TASK)
+    if k < want:
+        log.warning(
+            "round %d: %d model-written tasks give %d of %d training instructions (train_share %.2f asks "
+            "for %d): raise instructions.self_instruct.n_tasks",
+            round_, n_tasks, k, n, si_cfg.train_share, want,
+        )  # fmt: skip
+    return k
 
 
 def _redteam_requests(engine: Engine, seed: int, n: int) -> list[str]:
@@ -151,6 +194,7 @@ def run(
             written=written,
         )
         out = InstructionsOutput(train, stats={"diversity": diversity_stats(train, None)})
+    typegroups.assert_types_apart(out.instructions, typegroups.heldout_only_types(cfg))
     train_texts = [i.prompt for i in out.instructions] + [i.task for i in out.instructions]
     assert_no_leakage([h.task for h in held], train_texts, cfg.leakage_threshold)
     assert_no_leakage(

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
 
 from ..records import Record
 
@@ -21,6 +24,13 @@ class DropReason(StrEnum):
     WEAK_MARGIN = "weak_margin"
     LENGTH_RATIO = "length_ratio"
     TRUNCATED_CHOSEN = "truncated_chosen"  # the better answer was cut off at the token limit
+    # Content guards (content_guards.py): the chosen answer (or SFT target) does not do the task.
+    ECHO = "echo"
+    REPETITION = "repetition"
+    PLACEHOLDER = "placeholder"
+    COPIED_EXEMPLAR = "copied_exemplar"
+    NO_CONTENT = "no_content"
+    LESS_RELEVANT = "less_relevant"
     PER_INSTRUCTION_CAP = "per_instruction_cap"
 
 
@@ -38,6 +48,9 @@ class DroppedPair(Record):
     b_id: str
     reason: DropReason
     detail: str = ""
+    target: Literal["pair", "sft"] = Field(
+        "pair", description="a candidate pair, or an SFT target (a_id; b_id empty) a content guard refused"
+    )
 
 
 _WORD = re.compile(r"\w+")

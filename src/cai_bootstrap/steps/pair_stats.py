@@ -57,6 +57,9 @@ class PairStats(BaseModel):
     principle_usage: dict[str, int]
     chosen_mean_words: float | None
     rejected_mean_words: float | None
+    sft_refused_by_reason: dict[str, int] = Field(
+        default_factory=dict, description="passing answers a content guard refused as SFT targets"
+    )
     warnings: list[str]
 
 
@@ -127,7 +130,10 @@ def _mean(values: list[int]) -> float | None:
 def pair_stats(
     pairs: list[PreferencePair], dropped: list[DroppedPair], critiques: list[CritiqueRecord]
 ) -> PairStats:
-    """Statistics of a final pair set, the candidates dropped on the way, and the critique records."""
+    """Statistics of a final pair set, the candidates dropped on the way, and the critique records.
+    Dropped records with target "sft" (content guards on SFT targets) are counted on their own."""
+    sft_refused = Counter(d.reason.value for d in dropped if d.target == "sft")
+    dropped = [d for d in dropped if d.target == "pair"]
     by_reason = Counter(d.reason.value for d in dropped)
     candidates = len(pairs) + len(dropped)
     identical_final = sum(normalise(p.chosen) == normalise(p.rejected) for p in pairs)
@@ -147,6 +153,7 @@ def pair_stats(
         margin_quantiles=_margins(pairs),
         chosen_mean_words=_mean([words(p.chosen) for p in pairs]),
         rejected_mean_words=_mean([words(p.rejected) for p in pairs]),
+        sft_refused_by_reason=dict(sft_refused),
         warnings=_warnings(len(pairs), identical_final, revision_pairs, revised_rate),
         **_critique_stats(critiques),
     )
@@ -194,6 +201,8 @@ def format_stats(stats: PairStats) -> Table:
     table.add_row(
         "mean words chosen / rejected", f"{_fmt(stats.chosen_mean_words)} / {_fmt(stats.rejected_mean_words)}"
     )
+    refused = ", ".join(f"{k} {v}" for k, v in stats.sft_refused_by_reason.items())
+    table.add_row("SFT targets refused (content)", refused or "0")
     table.add_row("critiques", str(stats.critiques))
     table.add_row("  meta-commentary rate", _fmt(stats.meta_commentary_rate, pct=True))
     for pid, n in stats.principle_usage.items():

@@ -4,7 +4,9 @@ Every two answers to one instruction form a candidate pair. The verifiers order 
 constraints passed wins); a tie goes to the judge (self A/B judge or reward model). Filters drop
 empty, identical and near-identical pairs, judge-only pairs with a weak margin, judge-only pairs
 whose chosen side is much longer (judges favour length: Singhal et al. 2023, "A long way to go"),
-and pairs over the per-instruction cap. Every dropped candidate is recorded with its reason.
+and pairs over the per-instruction cap. The content guards (content_guards.py) drop pairs whose
+chosen answer does not do the task, and refuse such answers as SFT targets. Every dropped candidate
+is recorded with its reason.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..log import log
 from ..records import Instruction, PreferencePair, Response, SFTExample
 from ..tasks import frame
+from . import content_guards
+from .content_guards import ContentGuardSettings, Guard
 from .judge import JudgeFn
 from .pair_records import DroppedPair, DropReason, OrderSource, jaccard, normalise, words
 from .pair_stats import PairStats, pair_stats
@@ -55,6 +59,10 @@ class PairSettings(BaseModel):
     )
     min_pairs: int = Field(
         8, ge=0, description="health gate: stop if DPO is enabled and fewer pairs survive the filters"
+    )
+    guards: ContentGuardSettings = Field(
+        default_factory=ContentGuardSettings,
+        description="content guards on chosen answers, SFT targets and revisions (content_guards.py)",
     )
 
 
@@ -162,6 +170,25 @@ def _judge_ties(
     return ordered, dropped
 
 
+def _guarded(guard: Guard, ordered: dict[str, list[_Ordered]]) -> list[DroppedPair]:
+    """Drop ordered pairs whose chosen answer fails a content guard; relevance is scored in one
+    batch, for the pairs whose chosen passes the text guards."""
+    flat = [o for group in ordered.values() for o in group]
+    live = [
+        o for o in flat if not content_guards.answer_problem(guard, o.instruction, o.chosen.text, o.chosen.id)
+    ]
+    content_guards.score_relevance(guard, [(o.instruction, r) for o in live for r in (o.chosen, o.rejected)])
+    dropped = []
+    for key, group in ordered.items():
+        ordered[key] = []
+        for o in group:
+            if why := content_guards.pair_problem(guard, o.instruction, o.chosen, o.rejected):
+                dropped.append(_drop(o.chosen, o.rejected, *why))
+            else:
+                ordered[key].append(o)
+    return dropped
+
+
 def _choose(cfg: PairSettings, ordered: list[_Ordered]) -> tuple[list[_Ordered], list[DroppedPair]]:
     """At most pairs_per_instruction pairs: verifier-ordered first, bigger gaps and margins first,
     and pairs that reuse no already chosen answer before pairs that do."""
@@ -216,10 +243,12 @@ def run(
     judge_fn: JudgeFn | None,
     critiques: list | None = None,
     judge_refused: str | None = None,
+    guard: Guard | None = None,
 ) -> PairOutput:
     """Build, order, filter and cap preference pairs; returns pairs, dropped candidates and stats
     (which also summarise `critiques`, the critique step's records, when given). `judge_refused`:
-    why the judge is not used (its calibration), recorded on every tie it would have ordered."""
+    why the judge is not used (its calibration), recorded on every tie it would have ordered.
+    `guard`: the content guards (content_guards.make_guard), applied before the per-instruction cap."""
 
     ordered: dict[str, list[_Ordered]] = {}
     ties, dropped = [], []
@@ -232,6 +261,8 @@ def run(
     dropped += judge_dropped
     for o in judged:
         ordered[o.instruction.id].append(o)
+    if guard is not None:
+        dropped += _guarded(guard, ordered)
     pairs = []
     for instruction in instructions:
         keep, cut = _choose(cfg, ordered[instruction.id])
@@ -291,6 +322,46 @@ def sft_examples(
                 )
             )
     return out
+
+
+def sft_candidates(
+    guard: Guard | None,
+    instructions: list[Instruction],
+    responses: list[Response],
+    drop_truncated: bool = True,
+) -> tuple[list[Response], list[DroppedPair]]:
+    """The responses less the passing answers a content guard refuses as SFT targets, and those
+    refusals as dropped records (target "sft"). Answers that fail their constraints are never SFT
+    targets of their own, so they are left in for `sft_examples` to ignore."""
+    if guard is None:
+        return responses, []
+    by_id = {i.id: i for i in instructions}
+    passing = [
+        r
+        for r in responses
+        if r.instruction_id in by_id and _passes(r, by_id[r.instruction_id], drop_truncated)
+    ]
+    refused: dict[str, DroppedPair] = {}
+    if guard.cfg.min_sft_relevance is not None:  # one batch, for the answers the text guards pass
+        live = [
+            r
+            for r in passing
+            if not content_guards.answer_problem(guard, by_id[r.instruction_id], r.text, r.id)
+        ]
+        content_guards.score_relevance(guard, [(by_id[r.instruction_id], r) for r in live])
+    for r in passing:
+        if why := content_guards.sft_problem(guard, by_id[r.instruction_id], r):
+            reason, detail = why
+            refused[r.id] = DroppedPair(
+                id=f"{r.instruction_id}:{r.id}|sft",
+                instruction_id=r.instruction_id,
+                a_id=r.id,
+                b_id="",
+                reason=reason,
+                detail=detail,
+                target="sft",
+            )
+    return [r for r in responses if r.id not in refused], list(refused.values())
 
 
 def _distinct(answers: list[Response], n: int) -> list[Response]:

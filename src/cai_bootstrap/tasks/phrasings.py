@@ -251,12 +251,12 @@ DRAWS: dict[str, Draw] = {
 PHRASINGS_FILE = Path(__file__).parent / "data" / "phrasings.yaml"
 
 
-def _load(path: Path) -> dict[str, Phrasing]:
-    """Read the wordings file and check it: every sampled type worded, >= 3 train and >= 2 held-out
+def _load(path: Path, draws: dict[str, Draw]) -> dict[str, Phrasing]:
+    """Read a wordings file and check it: every sampled type worded, >= 3 train and >= 2 held-out
     wordings, the two splits disjoint."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if set(raw) != set(DRAWS):
-        odd = sorted(set(raw) ^ set(DRAWS))
+    if set(raw) != set(draws):
+        odd = sorted(set(raw) ^ set(draws))
         raise UserError(
             f"{path} and the samplers disagree on type {odd[0]!r}", "word every sampled type once"
         )
@@ -265,11 +265,15 @@ def _load(path: Path) -> dict[str, Phrasing]:
         train, heldout = tuple(entry["train"]), tuple(entry["heldout"])
         if len(train) < 3 or len(heldout) < 2 or set(train) & set(heldout):
             raise UserError(f"{path}: {type_id} needs >= 3 train and >= 2 other held-out wordings")
-        out[type_id] = Phrasing(DRAWS[type_id], train, heldout)
+        out[type_id] = Phrasing(draws[type_id], train, heldout)
     return out
 
 
-PHRASINGS: dict[str, Phrasing] = _load(PHRASINGS_FILE)
+# The transfer set's samplers reuse the helpers above, hence the late import.
+from .transfer_draws import NEW_DRAWS  # noqa: E402
+
+TRANSFER_PHRASINGS_FILE = Path(__file__).parent / "data" / "phrasings_transfer.yaml"
+PHRASINGS: dict[str, Phrasing] = _load(PHRASINGS_FILE, DRAWS) | _load(TRANSFER_PHRASINGS_FILE, NEW_DRAWS)
 
 
 def sample_constraint(rng: random.Random, type_id: str, split: Split, task: str = "") -> ConstraintSpec:

@@ -70,6 +70,14 @@ class SelfInstructSettings(BaseModel):
     )
     critic_margin: float = Field(0.0, description="keep a task when logp(' Yes') - logp(' No') >= this")
     seed: int = Field(0, description="seeds example choice, hint order and sampling")
+    train_share: float | None = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="from round share_from_round on, this share of stage-1 training instructions is "
+        "composed from model-written tasks (the base tasks are seeds); null = one pool of both",
+    )
+    share_from_round: int = Field(2, ge=1, description="first round in which train_share applies")
 
 
 class Reason(StrEnum):

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from ...errors import UserError
-from . import cai, case, content, curriculum, layout, length
+from . import cai, case, chars, content, copying, counting, curriculum, layout, length, positions, structure
 from .common import Relation
 
 
@@ -156,6 +156,37 @@ CHECKERS: dict[str, Checker] = {
     "cai:contains_answer": Checker(curriculum.contains_answer, {"answers": W}),
     "cai:choice": Checker(curriculum.choice, {"label": T}),
     "cai:yes_no": Checker(curriculum.yes_no, {"answer": T}),
+    # The transfer set (issue 26): our own types, none of them IFEval's; see tasks/typegroups.py.
+    "cai:no_letter": Checker(chars.no_letter, {"letter": L}),
+    "cai:max_chars": Checker(chars.max_chars, {"max_chars": N}),
+    "cai:ascii_only": Checker(chars.ascii_only),
+    "cai:max_word_length": Checker(chars.max_word_length, {"max_letters": N}),
+    "cai:exclaim_end": Checker(chars.exclaim_end),
+    "cai:sentences_capitalized": Checker(chars.sentences_capitalized),
+    "cai:alliteration": Checker(chars.alliteration, {"letter": L, "min_words": N}),
+    "cai:exact_sentences": Checker(counting.exact_sentences, {"num_sentences": N}),
+    "cai:sentence_max_words": Checker(counting.sentence_max_words, {"max_words": N}),
+    "cai:max_word_repeats": Checker(counting.max_word_repeats, {"max_repeats": N}),
+    "cai:exact_commas": Checker(counting.exact_commas, {"num_commas": N}),
+    "cai:question_count": Checker(counting.question_count, {"num_questions": N}),
+    "cai:line_count": Checker(counting.line_count, {"num_lines": N}),
+    "cai:digit_numbers": Checker(counting.digit_numbers, {"min_numbers": N}),
+    "cai:keyword_first_sentence": Checker(positions.keyword_first_sentence, {"keyword": T}),
+    "cai:keyword_last_sentence": Checker(positions.keyword_last_sentence, {"keyword": T}),
+    "cai:keyword_order": Checker(positions.keyword_order, {"first": T, "second": T}),
+    "cai:nth_word": Checker(positions.nth_word, {"position": N, "word": T}),
+    "cai:same_first_last_word": Checker(positions.same_first_last_word),
+    "cai:acrostic": Checker(positions.acrostic, {"letters": T}),
+    "cai:labeled_lines": Checker(structure.labeled_lines, {"labels": W}),
+    "cai:markdown_headings": Checker(structure.markdown_headings, {"num_headings": N}),
+    "cai:parenthetical": Checker(structure.parenthetical),
+    "cai:quoted_phrases": Checker(structure.quoted_phrases, {"num_quotes": N}),
+    "cai:step_lines": Checker(structure.step_lines, {"num_steps": N}),
+    "cai:keyword_caps": Checker(copying.keyword_caps, {"keyword": T}),
+    "cai:spelled_out": Checker(copying.spelled_out, {"spell_word": T}),
+    "cai:bracketed_keyword": Checker(copying.bracketed_keyword, {"keyword": T}),
+    "cai:same_first_last_sentence": Checker(copying.same_first_last_sentence),
+    "cai:either_keyword": Checker(copying.either_keyword, {"keywords": W}),
 }
 
 

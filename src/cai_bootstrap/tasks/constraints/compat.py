@@ -16,6 +16,7 @@ from collections.abc import Callable
 from ...records import ConstraintSpec
 
 CASE, WORDS, START, END, LIST, LAYOUT = "case", "word count", "start", "end", "list", "paragraph layout"
+SENTENCES, COMMAS = "sentence count", "comma count"
 
 SLOTS: dict[str, frozenset[str]] = {
     "change_case:capital_word_frequency": frozenset({CASE}),
@@ -37,6 +38,20 @@ SLOTS: dict[str, frozenset[str]] = {
     "length_constraints:number_paragraphs": frozenset({LAYOUT}),
     "detectable_format:multiple_sections": frozenset({LAYOUT}),
     "cai:single_paragraph": frozenset({LAYOUT}),
+    # The transfer set (typegroups.TRANSFER_TYPES).
+    "cai:max_chars": frozenset({WORDS}),
+    "cai:exclaim_end": frozenset({END}),
+    "cai:nth_word": frozenset({START}),
+    "cai:same_first_last_word": frozenset({START, END}),
+    "cai:same_first_last_sentence": frozenset({START, END}),
+    "cai:acrostic": frozenset({START, LIST}),
+    "cai:line_count": frozenset({LIST}),
+    "cai:step_lines": frozenset({LIST}),
+    "cai:labeled_lines": frozenset({LIST}),
+    "cai:exact_sentences": frozenset({SENTENCES}),
+    "length_constraints:number_sentences": frozenset({SENTENCES}),
+    "cai:exact_commas": frozenset({COMMAS}),
+    "punctuation:no_comma": frozenset({COMMAS}),
 }
 
 _KEYWORDS = frozenset(
@@ -84,9 +99,26 @@ PAIR_CONFLICTS: frozenset[frozenset[str]] = frozenset(
     | _pairs({"cai:no_digits"}, {"cai:numbered_list", "detectable_format:multiple_sections"})
     # Several paragraphs or sections do not fit in a tight word budget.
     | _pairs(
-        {"cai:exact_words", "cai:max_words"},
+        {"cai:exact_words", "cai:max_words", "cai:max_chars"},
         {t for t, s in SLOTS.items() if LAYOUT in s} - {"cai:single_paragraph"},
     )
+    # Transfer set: an exact sentence count leaves no room for list lines or several paragraphs
+    # (a line break ends a sentence); digits, caps, accents and repeats as their names say.
+    | _pairs(
+        {"cai:exact_sentences"},
+        {t for t, s in SLOTS.items() if LIST in s or LAYOUT in s} - {"cai:single_paragraph"},
+    )
+    | _pairs({"cai:no_digits"}, {"cai:digit_numbers", "cai:step_lines"})
+    | _pairs(
+        {"cai:line_count", "cai:acrostic"},
+        {t for t, s in SLOTS.items() if LAYOUT in s} - {"cai:single_paragraph"},
+    )
+    | _pairs({"cai:keyword_caps"}, {"change_case:english_lowercase"})
+    | _pairs({"cai:ascii_only"}, {"language:response_language"})
+    | _pairs({"cai:max_word_repeats"}, {"keywords:frequency", "combination:repeat_prompt"})
+    | _pairs({"cai:sentence_max_words", "cai:max_word_length"}, {"combination:repeat_prompt"})
+    | _pairs({"cai:sentences_capitalized"}, {"change_case:english_lowercase"})
+    | _pairs({"cai:markdown_headings"}, {"cai:single_paragraph", "cai:exact_words", "cai:max_words"})
 )
 
 
@@ -111,6 +143,12 @@ REQUIRED_TEXT = (
     "prompt_to_repeat",
     "postscript_marker",
     "section_spliter",
+    "word",
+    "first",
+    "second",
+    "labels",
+    "letters",
+    "spell_word",
 )
 
 
@@ -149,6 +187,16 @@ ARGUMENT_CLASHES: dict[str, Callable[[ConstraintSpec, str], bool]] = {
     "keywords:letter_frequency": _limits_letter,
     "punctuation:no_comma": lambda spec, needed: "," in needed,
     "cai:no_digits": lambda spec, needed: any(c.isdigit() for c in needed),
+    "cai:no_letter": lambda spec, needed: spec.kwargs.get("letter", "").lower() in needed,
+    "cai:max_word_length": lambda spec, needed: any(
+        len(w) > spec.kwargs.get("max_letters", 0) for w in re.findall(r"[^\W\d_]+", needed)
+    ),
+    # Either word alone is fine; another constraint that needs both makes it impossible.
+    "cai:either_keyword": lambda spec, needed: all(
+        _has_word([w], needed) for w in spec.kwargs.get("keywords", [])
+    ),
+    "cai:exact_commas": lambda spec, needed: needed.count(",") > spec.kwargs.get("num_commas", 0),
+    "cai:question_count": lambda spec, needed: needed.count("?") > spec.kwargs.get("num_questions", 0),
 }
 
 
