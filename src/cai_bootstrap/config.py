@@ -120,6 +120,22 @@ class ModelSettings(_Strict):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class ModelWrittenSettings(_Strict):
+    """Stages 2-3: the stage's input model writes tasks (tasks/curriculum/written.py); code keeps
+    those whose check computes. Off: the packaged lists alone."""
+
+    enabled: bool = Field(
+        False, description="let the stage's input model write the tasks (read by stages 2-3 only)"
+    )
+    samples: int = Field(
+        8, ge=1, description="completions per stage-2 topic, or per stage-3 family (each a list of words)"
+    )
+    shots: int = Field(3, ge=1, le=8, description="packaged examples shown in each prompt")
+    temperature: float = Field(0.9, ge=0, description="sampling temperature of the writing model")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(160, ge=16, description="tokens per completion")
+
+
 class InstructionSettings(_Strict):
     n_train: int = Field(48, ge=1, description="training instructions composed per round")
     n_heldout: int = Field(
@@ -142,6 +158,7 @@ class InstructionSettings(_Strict):
         0.6, gt=0, le=1, description="n-gram Jaccard at which a held-out task counts as leaked"
     )
     self_instruct: SelfInstructSettings = Field(default_factory=SelfInstructSettings)
+    model_written: ModelWrittenSettings = Field(default_factory=ModelWrittenSettings)
 
     @model_validator(mode="after")
     def _counts_ordered(self) -> InstructionSettings:
@@ -195,6 +212,15 @@ class GateSettings(_Strict):
         False, description="also need a significant gain over the baseline (McNemar)"
     )
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level for require_improvement")
+    forgetting_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="McNemar level below which a drop on an earlier stage's held-out set is flagged",
+    )
+    stop_on_forgetting: bool = Field(
+        False, description="a flagged drop on an earlier stage's held-out set stops the run (exit 3)"
+    )
 
 
 class StageSettings(_Strict):

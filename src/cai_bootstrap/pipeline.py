@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from . import kernels, leftovers, models
+from . import forgetting, judge_handoff, kernels, leftovers, models
 from .config import Recipe, dump
 from .constitution import load_constitution
 from .engines.holder import Engines
@@ -18,7 +18,7 @@ from .errors import UserError
 from .log import log
 from .modelref import model_ref
 from .records import EvalItem
-from .results import RoundResult, StageResult, at, rel
+from .results import RoundResult, StageResult, at, handoff_model, rel
 from .stage import Progress, baseline, for_round, plan, run_round, step_times
 from .stage_context import StageContext
 from .stage_seal import seal_stage, stage_problem
@@ -99,6 +99,11 @@ def _rounds(ctx: StageContext, base: Progress) -> tuple[list[RoundResult], Round
 def run_stage(ctx: StageContext) -> StageResult:
     base = baseline(ctx)
     rounds, chosen, why, times = _rounds(ctx, base)
+    forgot, forgot_times = forgetting.run(ctx, at(ctx.run_dir, chosen.model))
+    handoff = None
+    if ctx.cfg.stage == judge_handoff.MAKER:
+        evals = (base.folders["eval_base"] / "records.jsonl", at(ctx.run_dir, chosen.trained_eval))
+        handoff = judge_handoff.assess(ctx, at(ctx.run_dir, chosen.model), *evals)
     safety = base.manifests["safety_base"].get("result")
     summary = StageResult(
         stage=ctx.cfg.stage,
@@ -109,7 +114,10 @@ def run_stage(ctx: StageContext) -> StageResult:
         rounds=rounds,
         chosen_round=chosen.round,
         stop_reason=why,
-        step_times=step_times(ctx, plan(ctx)[0], base) + times,
+        step_times=step_times(ctx, plan(ctx)[0], base) + times + forgot_times,
+        forgetting=forgot,
+        judge=judge_handoff.describe(ctx),
+        handoff=handoff,
     )
     atomic_write_text(ctx.stage_dir / "stage.json", summary.model_dump_json(indent=2))
     seal_stage(ctx.stage_dir)
@@ -125,7 +133,9 @@ def _previous_model(run_dir: Path, stage: int) -> Path:
         )
     if why := stage_problem(path.parent):
         raise UserError(f"--from-stage {stage}: stage {stage - 1}'s {why}", f"run stage {stage - 1} again")
-    return at(run_dir, StageResult.read(path).chosen.model)
+    return handoff_model(
+        run_dir, stage - 1, f"run stage {stage - 1} again (cai-bootstrap run --stages {stage - 1})"
+    )
 
 
 def _log_stage(summary: StageResult, metric: str) -> None:
@@ -196,13 +206,17 @@ def _run_stages(
     tracker = Tracker(recipe.run.report_to, run_dir, recipe.run.name)
     for cfg in chosen:
         log.info("stage %d: generator %s", cfg.stage, generator)
-        ctx = StageContext(recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade)
+        judge = judge_handoff.judge_for(run_dir, cfg.stage)
+        ctx = StageContext(
+            recipe, cfg, run_dir, constitution, engines, force, generator, remade=remade, handoff_judge=judge
+        )
         summary = run_stage(ctx)
         summaries.append(summary)
         tracker.log_stage(summary)  # before the gate: a stage whose gate fails is tracked too
         _report(run_dir)
         _log_stage(summary, cfg.gate.metric)
         gate.enforce(cfg.stage, summary.chosen.gate)
+        forgetting.enforce(cfg.stage, cfg.gate, summary.forgetting)
         generator = at(run_dir, summary.chosen.model)
 
 

@@ -14,7 +14,6 @@ runs made before paths were saved absolute) from the directory that run started 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from .config import Recipe, load_recipe
 from .errors import UserError
 from .inputcheck import check_cache_dir, check_finite_kwargs, check_path_arg
 from .modelcheck import check_target_modules
+from .results import handoff_model
 from .stage_seal import stage_problem
 from .training.extra_args import check_recipe as check_training_args
 
@@ -349,10 +349,7 @@ def check_previous_stage(recipe: Recipe, chosen: list[int] | None) -> None:
         raise UserError(f"stage {first} needs stage {first - 1}'s result, and {summary} does not exist", fix)
     if why := stage_problem(summary.parent):
         raise UserError(f"stage {first} needs stage {first - 1}'s result, and its {why}", fix)
-    try:
-        model = Path(json.loads(summary.read_text(encoding="utf-8"))["model"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{summary} is damaged (no readable 'model')", fix) from e
+    model = handoff_model(recipe.run_dir(), first - 1, fix)
     if not (model / "config.json").is_file():
         raise UserError(f"stage {first - 1}'s model {model} is missing", fix)
 

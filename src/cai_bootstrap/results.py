@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .errors import UserError
 from .report.model import GateOutcome
-from .stats import Comparison
+from .stats import Comparison, RateSummary
 from .steps.content_measures import ContentComparison
 from .transfer import TransferResult
 
@@ -64,6 +65,42 @@ class RoundResult(_Strict):
     )
 
 
+class ForgettingCell(_Strict):
+    """The model after stage `after_stage` on stage `heldout_stage`'s held-out set, paired (McNemar)
+    with the model that finished that stage (the comparison's 'base'), on that stage's gate metric."""
+
+    after_stage: int
+    heldout_stage: int
+    eval: str = Field(description="the later model's answers on that held-out set (records.jsonl)")
+    metric: str = Field(description="the earlier stage's gate metric, on which the pair is compared")
+    comparison: Comparison
+    dropped: bool = Field(description="a significant drop: more items lost than gained, McNemar p < alpha")
+    alpha: float = Field(description="the level of the drop test (gate.forgetting_alpha)")
+
+
+class JudgeSkill(_Strict):
+    """How well a model gives stage 4's verdicts on its held-out items: balanced accuracy, the mean of
+    the recall of each verdict (A, B, yes, no), with a 95% interval."""
+
+    n: int
+    balanced_accuracy: float
+    ci_low: float
+    ci_high: float
+    recall: dict[str, RateSummary] = Field(description="verdict -> items with that verdict answered right")
+
+
+class JudgeHandoff(_Strict):
+    """Stage 4's model as the judge of stages 5 and 6: its skill on stage 4's held-out items, and its
+    calibration on the labelled sets (steps/calibrate.py), which decides the hand-off."""
+
+    model: str = Field(description="the stage-4 chosen model")
+    base_skill: JudgeSkill | None = Field(None, description="the stage's input model on the same items")
+    skill: JudgeSkill | None = None
+    calibration: list[str] = Field(default_factory=list, description="one line per question type")
+    accepted: bool = Field(description="every calibrated question type reached judge.min_balanced_accuracy")
+    reason: str = Field(description="one line: why it is (or is not) the judge of stages 5 and 6")
+
+
 class StageResult(_Strict):
     """One stage: its baseline, its rounds, the chosen round and why the rounds stopped."""
 
@@ -76,6 +113,11 @@ class StageResult(_Strict):
     chosen_round: int
     stop_reason: str
     step_times: list[StepTime] = Field(default_factory=list)
+    judge: str = Field("", description="which model judged this stage (pairs, safety), and why")
+    handoff: JudgeHandoff | None = Field(None, description="stage 4: its model as the later judge")
+    forgetting: list[ForgettingCell] = Field(
+        default_factory=list, description="the chosen model on every earlier stage's held-out set"
+    )
 
     @property
     def chosen(self) -> RoundResult:
@@ -84,3 +126,13 @@ class StageResult(_Strict):
     @staticmethod
     def read(path: Path) -> StageResult:
         return StageResult.model_validate_json(Path(path).read_text())
+
+
+def handoff_model(run_dir: Path, stage: int, fix: str) -> Path:
+    """The model stage `stage` hands on (its chosen round's merged model), read with the typed result;
+    a stage.json that does not parse as one is damaged (UserError with `fix`)."""
+    path = Path(run_dir) / f"stage{stage}" / "stage.json"
+    try:
+        return at(run_dir, StageResult.read(path).chosen.model)
+    except (OSError, ValueError, ValidationError, StopIteration) as e:
+        raise UserError(f"{path} is damaged (no readable chosen round's model)", fix) from e

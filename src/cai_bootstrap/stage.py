@@ -7,13 +7,15 @@ order. `run_steps` runs such a list through the one step runner; pipeline.py run
               -> safety
               (+ per eval.ifeval_files: trained evaluation)
 
-Every stage kind runs the same steps today; what differs (the task builders, stages 4-5 reading
-earlier stages' answers) is in `stage_context.KINDS` and steps/instructions.py.
+Stages 2-3 start their baseline with `written` (the input model writes their tasks, when enabled;
+stage_written.py), which their held-out set and instructions read. What else differs (the task
+builders, stages 4-5 reading earlier stages' answers) is in `stage_context.KINDS` and
+steps/instructions.py. After the rounds, pipeline.py evaluates the chosen model on every earlier
+stage's held-out set (forgetting.py) and, after stage 4, decides the judge hand-off (judge_handoff.py).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,13 +27,17 @@ from .stage_content import CONTENT, CONTENT_BASE, comparison
 from .stage_context import StageContext
 from .stage_data import CRITIQUE, HELDOUT, INSTRUCTIONS, PAIRS, RESPONSES
 from .stage_model import DPO, EVAL, EVAL_BASE, MODEL, SAFETY, SAFETY_BASE, SFT, external_steps
+from .stage_written import HELDOUT_WRITTEN, INSTRUCTIONS_WRITTEN, WRITTEN
 
 BASELINE = [HELDOUT, EVAL_BASE, CONTENT_BASE, SAFETY_BASE]
 ROUND = [INSTRUCTIONS, RESPONSES, CRITIQUE, PAIRS, SFT, DPO, MODEL, EVAL, CONTENT, SAFETY]
+# Stages 2-3: the input model may write their tasks first (stage_written.py; off by default).
+WRITTEN_BASELINE = [WRITTEN, HELDOUT_WRITTEN, *BASELINE[1:]]
+WRITTEN_ROUND = [INSTRUCTIONS_WRITTEN, *ROUND[1:]]
 STEPS: dict[int, tuple[list[StepSpec], list[StepSpec]]] = {
     1: (BASELINE, ROUND),
-    2: (BASELINE, ROUND),
-    3: (BASELINE, ROUND),
+    2: (WRITTEN_BASELINE, WRITTEN_ROUND),
+    3: (WRITTEN_BASELINE, WRITTEN_ROUND),
     4: (BASELINE, ROUND),
     5: (BASELINE, ROUND),
     6: (BASELINE, ROUND),
@@ -104,7 +110,6 @@ def baseline(ctx: StageContext) -> Progress:
 
 def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[StepTime]]:
     """One round: instructions, answers, critique, pairs, SFT, DPO, merge, held-out evaluations."""
-    t0 = time.time()
     specs = plan(ctx)
     done = run_steps(ctx, specs[1], base.copy())
     ctx.engines.release()
@@ -119,7 +124,9 @@ def run_round(ctx: StageContext, base: Progress) -> tuple[RoundResult, list[Step
             "base": _accuracies(done, specs[0], "_base"),
             "trained": _accuracies(done, specs[1], "_trained"),
         },
-        seconds=round(time.time() - t0, 1),
+        # The round's steps' own recorded times (their manifests), not this invocation's wall time:
+        # a resume that skips finished steps keeps the time they took when they were made.
+        seconds=round(sum(done.manifests[s.name].get("seconds", 0.0) for s in specs[1]), 1),
         content=comparison(done.manifests.get("content")),
     )
     return result, step_times(ctx, specs[1], done)

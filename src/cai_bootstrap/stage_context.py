@@ -49,6 +49,7 @@ class StageContext:
     generator: Path | None = None
     round: int = 0
     remade: set = field(default_factory=set)
+    handoff_judge: Path | None = None  # stage 4's model, when it passed calibration (judge_handoff.py)
 
     @property
     def stage_dir(self) -> Path:
@@ -64,9 +65,12 @@ class StageContext:
 
     @property
     def judge(self) -> Path:
-        """The judging model: fixed by the recipe (model.judge) or the stage's input model."""
+        """The judging model: stage 4's model once it passed calibration (stages 5-6), else fixed by
+        the recipe (model.judge), else the stage's input model."""
         from . import models
 
+        if self.handoff_judge is not None:
+            return self.handoff_judge
         return models.resolve(self.recipe.model.judge) if self.recipe.model.judge else self.base
 
     def model(self, source: str, folders: dict[str, Path]) -> Path:

@@ -30,12 +30,13 @@ TASK_DATA = ("tasks/data", "tasks/curriculum/data", "data/redteam_topics.yaml")
 
 def earlier_files(ctx: StageContext) -> list[Path]:
     """The earlier stages' files that stages 4-5 build on: training answers from their rounds'
-    responses, held-out ones from their baseline evaluations (held-out stays held-out)."""
+    responses, held-out ones from their baseline and trained evaluations (held-out stays held-out;
+    the trained models pass more often, so more held-out instructions have a passing answer)."""
     if not ctx.kind.reads_earlier:
         return []
     runs = ctx.run_dir
     paths = sorted(runs.glob("stage*/round*/responses/records.jsonl")) + sorted(
-        runs.glob("stage*/eval_base/records.jsonl")
+        [*runs.glob("stage*/eval_base/records.jsonl"), *runs.glob("stage*/round*/eval/records.jsonl")]
     )
     return [p for p in paths if int(p.relative_to(runs).parts[0].removeprefix("stage")) < ctx.cfg.stage]
 
@@ -44,10 +45,11 @@ def earlier_answers(ctx: StageContext, split: str) -> list[tuple[Instruction, st
     """(instruction, answer, passed) from `earlier_files`, for the held-out or the training split."""
     out = []
     for path in earlier_files(ctx):
-        if (path.parent.name == "eval_base") != (split == "heldout"):
+        if (path.parent.name in ("eval_base", "eval")) != (split == "heldout"):
             continue
         if split == "heldout":
-            ins = {i.id: i for i in read_jsonl(path.parent.parent / "heldout" / "records.jsonl", Instruction)}
+            stage_dir = ctx.run_dir / path.relative_to(ctx.run_dir).parts[0]
+            ins = {i.id: i for i in read_jsonl(stage_dir / "heldout" / "records.jsonl", Instruction)}
             out += [(ins[e.instruction_id], e.response, e.all_strict) for e in read_jsonl(path, EvalItem)]
         else:
             ins = {
@@ -62,9 +64,17 @@ def _earlier_hashes(ctx: StageContext) -> dict[str, str]:
     return {str(p.relative_to(ctx.run_dir)): sha256_file(p) for p in earlier_files(ctx)}
 
 
+def written_items(inputs: dict) -> list | None:
+    """What the model wrote for stages 2-3 (stage_written.py), when the step reads it."""
+    from .tasks.curriculum.written import WrittenItem
+
+    path = inputs["written"] / "records.jsonl" if "written" in inputs else None
+    return read_jsonl(path, WrittenItem) if path and path.exists() else None  # none: step disabled
+
+
 def _heldout(ctx: StageContext, st, inputs, models) -> Done:
     held = instructions_step.heldout(
-        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, earlier_answers(ctx, "heldout")
+        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, earlier_answers(ctx, "heldout"), written_items(inputs)
     )
     return Done(held, {"heldout": len(held)})
 
@@ -88,7 +98,14 @@ def _instructions(ctx: StageContext, st, inputs, models) -> Done:
     held = read_jsonl(inputs["heldout"] / "records.jsonl", Instruction)
     engine = ctx.engines.get(models["generator"])
     out = instructions_step.run(
-        ctx.cfg.instructions, ctx.seed, ctx.cfg.stage, ctx.round, engine, held, earlier_answers(ctx, "train")
+        ctx.cfg.instructions,
+        ctx.seed,
+        ctx.cfg.stage,
+        ctx.round,
+        engine,
+        held,
+        earlier_answers(ctx, "train"),
+        written_items(inputs),
     )
     write_jsonl(st.folder / "self_instruct_tasks.jsonl", out.self_tasks)
     atomic_write_text(

@@ -41,12 +41,22 @@ def _locked(run_dir: Path) -> bool:
 def _context(run_dir: Path, recipe=None, constitution=None):
     from .config import load_recipe
     from .constitution import load_constitution
+    from .judge_handoff import judge_for
     from .stage_context import StageContext
 
     recipe = recipe or load_recipe(run_dir / "config.resolved.yaml")
     constitution = constitution or load_constitution(run_dir / "constitution.yaml")
     return [
-        StageContext(recipe, cfg, run_dir, constitution, None, False, base=Path("/nonexistent"))
+        StageContext(
+            recipe,
+            cfg,
+            run_dir,
+            constitution,
+            None,
+            False,
+            base=Path("/nonexistent"),
+            handoff_judge=judge_for(run_dir, cfg.stage),
+        )  # fmt: skip
         for cfg in recipe.stages
     ]
 

@@ -16,6 +16,7 @@ from ..stage_seal import stage_problem
 from ..stats import CorrectedRate, RateSummary
 from ..steps.calibrate import Calibration
 from ..store import canonical_hash, git_commit, read_jsonl
+from . import forgetting
 from .model import Example, ReportData, SafetyRow, StageReport, rate_text
 from .render import pct, render
 from .rounds import round_rows
@@ -155,6 +156,18 @@ def _title(summary: StageResult) -> str:
     return f"{title} (round {summary.chosen_round} of {len(summary.rounds)} run: {summary.stop_reason})"
 
 
+def _judge_lines(summary: StageResult) -> list[str]:
+    """Which model judged the stage; for stage 4, its model's skill as a judge and the hand-off."""
+    from ..judge_handoff import skill_line
+
+    lines = [summary.judge] if summary.judge else []
+    h = summary.handoff
+    if h:
+        lines += [skill_line(h.base_skill, "input model"), skill_line(h.skill, "trained model")]
+        lines += [f"stage 4's model calibration: {line}" for line in h.calibration] + [h.reason]
+    return lines
+
+
 def _stage(run_dir: Path, folder: Path, warnings: list[str], config: dict | None = None) -> StageReport:
     if not (folder / "stage.json").exists():
         return StageReport(stage=int(folder.name.removeprefix("stage")), title="not finished")
@@ -192,6 +205,7 @@ def _stage(run_dir: Path, folder: Path, warnings: list[str], config: dict | None
         {"base": summary.base_safety, "trained": chosen.safety},
         judge_reference(config or {}, summary.stage),
     )
+    judge_lines = _judge_lines(summary) + judge_lines
     pairs_judge = _pairs_judge(pairs_m)
     if pairs_judge:
         judge_lines.append(f"pairs judge: preference: {pairs_judge}")
@@ -293,6 +307,7 @@ def collect(run_dir: Path) -> ReportData:
         config_hash=config_hash(config, run_dir),
         warnings=warnings,
         stages=stages,
+        forgetting=forgetting.table(run_dir),
     )
 
 

@@ -164,6 +164,17 @@ def safety_table(s: StageReport) -> list[SafetyRow]:
     return rows
 
 
+class ForgettingRow(BaseModel):
+    after_stage: int = Field(description="the model after this stage")
+    cells: list[str] = Field(description="one per column: 'rate [95% CI]', the change and McNemar p, or ''")
+
+
+class ForgettingTable(BaseModel):
+    columns: list[int] = Field(description="the stages whose held-out sets are the columns")
+    rows: list[ForgettingRow] = Field(description="one per finished stage")
+    dropped: list[str] = Field(default_factory=list, description="one line per significant drop")
+
+
 class ReportData(BaseModel):
     """A whole run: header, warnings and one section per stage."""
 
@@ -177,3 +188,6 @@ class ReportData(BaseModel):
     config_hash: str = Field("", description="hash of the resolved config")
     warnings: list[str] = Field(default_factory=list, description="things the reader must know")
     stages: list[StageReport] = Field(default_factory=list, description="one entry per stage")
+    forgetting: ForgettingTable | None = Field(
+        None, description="model after stage n x held-out set of stage m (report/forgetting.py)"
+    )

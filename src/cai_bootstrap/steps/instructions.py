@@ -72,7 +72,9 @@ def _heldout_types_items(cfg, seed: int, stage: int) -> list[Instruction]:
     return compose(rng, tasks, cfg.n_heldout_types, "heldout", types, lo, hi, stage)
 
 
-def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[Instruction]:
+def heldout(
+    cfg, seed: int, stage: int, earlier: Earlier | None = None, written: list | None = None
+) -> list[Instruction]:
     """The stage's held-out set (never trained on; disjoint seeds and wordings)."""
     rng = random.Random(f"heldout-{seed}-{stage}")
     source = SOURCES[stage]
@@ -88,7 +90,12 @@ def heldout(cfg, seed: int, stage: int, earlier: Earlier | None = None) -> list[
             stage,
         ) + _heldout_types_items(cfg, seed, stage)
     return curriculum.build(
-        stage, "heldout", cfg.n_heldout, rng, earlier=earlier if source.reads_earlier else None
+        stage,
+        "heldout",
+        cfg.n_heldout,
+        rng,
+        earlier=earlier if source.reads_earlier else None,
+        written=written,
     )
 
 
@@ -168,6 +175,7 @@ def run(
     engine: Engine,
     held: list[Instruction],
     earlier: Earlier | None = None,
+    written: list | None = None,
 ) -> InstructionsOutput:
     """Training instructions for one round of one stage; refuses any overlap with `held`."""
     source = SOURCES[stage]
@@ -183,6 +191,7 @@ def run(
             rng,
             earlier=earlier if source.reads_earlier else None,
             generated=generated,
+            written=written,
         )
         out = InstructionsOutput(train, stats={"diversity": diversity_stats(train, None)})
     typegroups.assert_types_apart(out.instructions, typegroups.heldout_only_types(cfg))

@@ -15,6 +15,7 @@ import random
 from ...errors import UserError
 from ...records import Instruction, Split
 from . import stage2, stage3, stage4, stage5, stage6
+from . import written as written_mod
 from .breaking import break_answer, break_constraint
 from .common import Earlier
 from .stage6 import REDTEAM_STOP, RedteamParse, parse_redteam, redteam_prompt_request, redteam_topics
@@ -35,22 +36,26 @@ def build(
     rng: random.Random,
     earlier: Earlier | None = None,
     generated: list[str] | None = None,
+    written: list | None = None,
 ) -> list[Instruction]:
     """Up to n instructions of curriculum `stage` (2-6) and `split`.
 
     earlier: (instruction, answer, passed) from earlier stages, for stages 4 and 5 (None or empty:
     the built-in examples). generated: model-written red-team requests (parse_redteam's `request`)
-    for stage 6's train split. Passing either to a stage that does not use it is an error.
+    for stage 6's train split. written: what the model wrote for stages 2-3 (written.WrittenItem,
+    kept and dropped). Passing any to a stage that does not use it is an error.
     """
+    if written and stage not in (2, 3):
+        raise UserError(f"stage {stage} takes no model-written tasks", "pass them to stage 2 or 3")
     if earlier and stage not in (4, 5):
         raise UserError(f"stage {stage} takes no earlier answers", "pass them to stage 4 or 5")
     if generated and stage != 6:
         raise UserError(f"stage {stage} takes no generated red-team requests", "pass them to stage 6")
     match stage:
         case 2:
-            return stage2.build(split, n, rng)
+            return stage2.build(split, n, rng, written_mod.qa_items(written or []))
         case 3:
-            return stage3.build(split, n, rng)
+            return stage3.build(split, n, rng, written_mod.seeds(written or []))
         case 4:
             return stage4.build(split, n, rng, earlier)
         case 5:

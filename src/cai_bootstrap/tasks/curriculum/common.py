@@ -175,9 +175,12 @@ def earlier_split(inst: Instruction) -> Split:
     return "heldout" if inst.split == "heldout" else split_of(inst.task or inst.prompt, "earlier")
 
 
-def select(groups: list[list[Instruction]], n: int, rng: random.Random, what: str) -> list[Instruction]:
+def select(
+    groups: list[list[Instruction]], n: int, rng: random.Random, what: str, quiet: bool = False
+) -> list[Instruction]:
     """Up to n instructions, round-robin over the groups in an rng order: every group gives its first
-    variant before any gives a second. Repeated prompts are skipped; fewer than n is logged."""
+    variant before any gives a second. Repeated prompts are skipped; fewer than n is logged (unless
+    `quiet`: the caller picks from the result and logs its own shortfall)."""
     if n < 0:
         raise UserError(f"cannot build {n} instructions", "give n >= 0")
     queues = [list(g) for g in groups if g]
@@ -191,6 +194,6 @@ def select(groups: list[list[Instruction]], n: int, rng: random.Random, what: st
                 seen.add(normalise(inst.prompt))
                 out.append(inst)
         queues = [q for q in queues if q]
-    if len(out) < n:
+    if len(out) < n and not quiet:
         log.warning("%s: only %d distinct instructions available of %d asked for", what, len(out), n)
     return out

@@ -99,7 +99,9 @@ def _variants(item: QAItem, split: Split, rng: random.Random) -> list[Instructio
     )
 
 
-def build(split: Split, n: int, rng: random.Random) -> list[Instruction]:
-    """Up to n stage-2 instructions of `split`: each item once before any item's second variant."""
-    groups = [_variants(item, split, rng) for item in items(split)]
+def build(split: Split, n: int, rng: random.Random, written: list[QAItem] = ()) -> list[Instruction]:
+    """Up to n stage-2 instructions of `split`: each item once before any item's second variant.
+    `written`: model-written items (written.py), split by their topic like the packaged ones."""
+    extra = [i for i in written if split_of(i.topic, "stage2") == check_split(split)]
+    groups = [_variants(item, split, rng) for item in [*items(split), *extra]]
     return select(groups, n, rng, f"stage 2 {split}")

@@ -110,8 +110,19 @@ def _variants(data: FamilyData, seed: Seed, split: Split, rng: random.Random) ->
     return out
 
 
-def build(split: Split, n: int, rng: random.Random) -> list[Instruction]:
-    """Up to n stage-3 instructions of `split`: each seed once before any seed's second variant."""
+def build(
+    split: Split, n: int, rng: random.Random, written: list[tuple[Family, Seed]] = ()
+) -> list[Instruction]:
+    """Up to n stage-3 instructions of `split`: each seed once before any seed's second variant.
+    `written`: model-written seeds (written.py), split by their subject alone (a word is in one split
+    for every family); one that names a packaged subject is left out."""
     by_family = {f.family: f for f in load_families()}
-    groups = [_variants(by_family[family], seed, split, rng) for family, seed in seeds(split)]
+    chosen = seeds(split)
+    packaged = {s.x.lower() for f in load_families() for s in f.seeds}
+    chosen += [
+        (f, s)
+        for f, s in written
+        if split_of(f"written|{s.x.lower()}", "stage3") == split and s.x.lower() not in packaged
+    ]
+    groups = [_variants(by_family[family], seed, split, rng) for family, seed in chosen]
     return select(groups, n, rng, f"stage 3 {split}")

@@ -91,11 +91,12 @@ def _items(group: Answers, split: Split, rng: random.Random) -> list[Instruction
     request, _ = restate(group.inst, split, rng)
     inst, words = group.inst, _wordings()
     out = []
-    label = rng.choice("AB")
-    a, b = (good, bad) if label == "A" else (bad, good)
-    prompt = rng.choice(words["choice"][split]).format(request=request, a=a, b=b)
-    choice = spec("cai:choice", "Name the better answer, A or B.", label=label)
-    out.append(make_instruction(STAGE, split, prompt, inst.task, "judge_choice", inst.topic, [choice]))
+    # Both orders of the pair: one "A" and one "B" item, so the verdicts are balanced per instruction
+    # and a judge that leans to one position cannot score above chance on the pair.
+    for label, (a, b) in (("A", (good, bad)), ("B", (bad, good))):
+        prompt = rng.choice(words["choice"][split]).format(request=request, a=a, b=b)
+        choice = spec("cai:choice", "Name the better answer, A or B.", label=label)
+        out.append(make_instruction(STAGE, split, prompt, inst.task, "judge_choice", inst.topic, [choice]))
     for answer, verdict in ((good, "yes"), (bad, "no")):
         prompt = rng.choice(words["yes_no"][split]).format(request=request, answer=answer)
         yes_no = spec("cai:yes_no", "Answer yes or no.", answer=verdict)
@@ -104,7 +105,9 @@ def _items(group: Answers, split: Split, rng: random.Random) -> list[Instruction
     return out
 
 
-def from_earlier(stage: int, items, split: Split, n: int, rng: random.Random, earlier: Earlier | None):
+def from_earlier(
+    stage: int, items, split: Split, n: int, rng: random.Random, earlier: Earlier | None, quiet: bool = False
+):
     """Stages 4 and 5: `items(group, split, rng)` per earlier instruction's answers (or the built-in
     examples when none are given), then up to n of them, spread over the groups."""
     check_split(split)
@@ -112,9 +115,36 @@ def from_earlier(stage: int, items, split: Split, n: int, rng: random.Random, ea
         log.info("stage %d: no earlier answers given; using the built-in examples", stage)
         earlier = as_earlier()
     groups = [items(g, split, rng) for g in collect(earlier, split)]
-    return select(groups, n, rng, f"stage {stage} {split}")
+    return select(groups, n, rng, f"stage {stage} {split}", quiet=quiet)
+
+
+def label_of(inst: Instruction) -> str:
+    """The verdict an item asks for: 'A'/'B' (which is better) or 'yes'/'no' (does it follow)."""
+    (c,) = inst.constraints
+    return c.kwargs.get("label") or c.kwargs["answer"]
+
+
+def balanced(items: list[Instruction], n: int, rng: random.Random) -> list[Instruction]:
+    """Up to n items with equal counts of the four verdicts A, B, yes and no (so a judge that always
+    says one thing scores 50% on each kind, and balanced accuracy equals accuracy); the counts are
+    those of the scarcest verdict when it has fewer than n / 4."""
+    buckets: dict[str, list[Instruction]] = {v: [] for v in ("A", "B", "yes", "no")}
+    for inst in items:
+        buckets[label_of(inst)].append(inst)
+    k = min(n // 4, *(len(b) for b in buckets.values()))
+    if k < n // 4:
+        have = ", ".join(f"{v}: {len(b)}" for v, b in buckets.items())
+        log.warning(
+            "stage 4: %d items of each verdict, not %d: the scarcest limits them (%s)", k, n // 4, have
+        )
+    out = [inst for b in buckets.values() for inst in b[:k]]
+    rng.shuffle(out)
+    return out
 
 
 def build(split: Split, n: int, rng: random.Random, earlier: Earlier | None = None) -> list[Instruction]:
-    """Up to n evaluation instructions of `split` from earlier answers (or the built-in examples)."""
-    return from_earlier(4, _items, split, n, rng, earlier)
+    """Up to n evaluation instructions of `split` from earlier answers (or the built-in examples),
+    with equal counts of each verdict (`balanced`)."""
+    # Every distinct item first (select keeps the spread over earlier instructions), then balanced.
+    everything = from_earlier(4, _items, split, 4 * n, rng, earlier, quiet=True)
+    return balanced(everything, n, rng)
