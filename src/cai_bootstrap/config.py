@@ -7,13 +7,13 @@ module composes them into one `Recipe`. Unknown keys are errors that name the ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal, get_args
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import yamlkeys
 from .canary import CanarySettings
+from .config_read import HINTS, explain, read_recipe, source_of
 from .engines.openai import OpenAISettings
 from .engines.ray import RaySettings
 from .engines.vllm import VLLMSettings
@@ -295,68 +295,18 @@ def _local_model(ref: str | None, base: Path) -> str | None:
     return str(base / ref) if (base / ref).is_dir() else ref
 
 
-# Advice for values whose rule a bare validator message does not spell out.
-_HINTS = {
-    "name": "use letters, digits, '.', '_' or '-' (no '/'), e.g. --set run.name=my-run",
-    "device": "use auto, cpu, cuda or cuda:N",
-    "stages": "give at least one stage, each number once, in increasing order, e.g. stages: [{stage: 1}]",
-    "constraint_types": "list constraint ids, or remove the key (null) for the default list",
-}
-
-
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys allowed where `loc` points (for an unknown-key error), by walking the settings models."""
-    node: type[BaseModel] | None = Recipe
-    for part in loc[:-1]:
-        if isinstance(part, int) or node is None:
-            continue
-        field = node.model_fields.get(str(part))
-        node = _model_in(field.annotation) if field else None
-    return list(node.model_fields) if node else []
-
-
-def _model_in(annotation) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found:
-            return found
-    return None
-
-
-def _explain(err: ValidationError, source: str) -> UserError:
-    first = err.errors()[0]
-    loc = tuple(first["loc"])
-    path = ".".join(str(p) for p in loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        known = _fields_at(loc)
-        return UserError(
-            f"{source}: unknown key '{path}'",
-            f"valid keys there: {', '.join(known)}" if known else "remove it or check its spelling",
-        )
-    if first["type"] == "missing":
-        return UserError(f"{source}: '{path}' is required but missing", f"add '{loc[-1]}' to the recipe")
-    msg = first["msg"].removeprefix("Value error, ")
-    value = first.get("input")
-    shown = f" = {value!r}" if isinstance(value, str | int | float | bool) or value in ([], {}) else ""
-    name = next((str(p) for p in reversed(loc) if not isinstance(p, int)), "")
-    hint = _HINTS.get(name, "fix the value in the recipe or with --set")
-    return UserError(f"{source}: '{path}'{shown}: {msg}", hint)
-
-
 def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe:
     """Recipe from YAML (or defaults when path is None) plus overrides, fully validated."""
     tree: dict = {}
     source = "defaults"
     if path is not None:
         source = str(path)
-        tree = _read_recipe(path)
+        tree = read_recipe(path)
     tree = apply_overrides(tree, overrides or [])
     try:
         recipe = Recipe.model_validate(tree)
     except ValidationError as e:
-        raise _explain(e, _source_of(e.errors()[0]["loc"], source, overrides or [])) from e
+        raise explain(e, source_of(e.errors()[0]["loc"], source, overrides or []), Recipe) from e
     try:
         check_values(recipe)  # finite numbers, seed and timeout ranges, paths (inputcheck.py)
     except BadValue as e:
@@ -364,47 +314,10 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe
         value = str(e.value) if isinstance(e.value, Path) else e.value
         shown = f" = {value!r}" if not isinstance(value, str) or len(value) < 80 else ""
         raise UserError(
-            f"{_source_of(e.loc, source, overrides or [])}: '{where}'{shown}: {e.rule}",
-            _HINTS.get(str(e.loc[-1]), "fix the value in the recipe or with --set"),
+            f"{source_of(e.loc, source, overrides or [])}: '{where}'{shown}: {e.rule}",
+            HINTS.get(str(e.loc[-1]), "fix the value in the recipe or with --set"),
         ) from e
     return recipe
-
-
-def _source_of(loc: tuple, recipe: str, overrides: list[str]) -> str:
-    """The --set that wrote the failing key (the last one wins, as in apply_overrides), else the recipe."""
-    failing = ".".join(str(p) for p in loc)
-    for item in reversed(overrides):
-        key = item.split("=", 1)[0].strip()
-        if failing == key or failing.startswith(key + ".") or key.startswith(failing + "."):
-            return f"--set {item}"
-    return recipe
-
-
-def _read_recipe(path: Path) -> dict:
-    """The recipe file's YAML mapping; every way the file can be unreadable is a UserError."""
-    if not path.exists():
-        raise UserError(
-            f"recipe {path} does not exist", "pass an existing file, e.g. recipes/quickstart.yaml"
-        )
-    if not path.is_file():
-        raise UserError(f"recipe {path} is a folder, not a file", "pass the YAML file inside it")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"recipe {path} is not UTF-8 text (byte {e.start})", "save it as UTF-8 YAML") from e
-    except OSError as e:
-        raise UserError(f"recipe {path} cannot be read: {e.strerror}", "check its permissions") from e
-    try:
-        tree = yamlkeys.load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        if isinstance(e, yamlkeys.DuplicateKey):
-            raise UserError(f"recipe {path}: {e.problem}{where}", "give each key once") from e
-        raise UserError(f"recipe {path} is not valid YAML{where}", "fix the syntax") from e
-    if not isinstance(tree, dict):
-        raise UserError(f"recipe {path} must be a mapping at the top level", "see recipes/quickstart.yaml")
-    return tree
 
 
 def dump(recipe: Recipe) -> str:

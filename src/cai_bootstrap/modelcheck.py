@@ -118,23 +118,3 @@ def unmatched_target(target: str | list[str], modules: set[str]) -> str | None:
         if not any(m == entry or m.endswith("." + entry) for m in modules):
             return entry
     return None
-
-
-def check_target_modules(recipe) -> None:
-    """Every stage's lora.target_modules names modules the generator has (read from its weight files'
-    headers), so a typo stops the run now rather than when training starts, after the baseline.
-    A hub model, or an embedded one not yet converted, is checked when training loads it."""
-    from .models import cache_dir
-
-    ref = recipe.model.generator
-    folder = cache_dir() / ref.removeprefix("embedded:") / "hf" if ref.startswith("embedded:") else Path(ref)
-    modules = module_names(folder) if folder.is_dir() else None
-    if modules is None:
-        return
-    for i, st in enumerate(recipe.stages):
-        if (bad := unmatched_target(st.lora.target_modules, modules)) is not None:
-            shown = sorted({m.rsplit(".", 1)[-1] for m in modules if not m.rsplit(".", 1)[-1].isdigit()})[:12]
-            raise UserError(
-                f"stages.{i}.lora.target_modules: {bad!r} names no module of {ref}",
-                f"use 'all-linear' or names such as: {', '.join(shown)}",
-            )

@@ -19,21 +19,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from .config import Recipe, load_recipe
 from .errors import UserError
-from .inputcheck import check_cache_dir, check_finite_kwargs, check_path_arg
-from .modelcheck import check_target_modules
+from .filecheck import (
+    check_ifeval_file,
+    check_responses_file,  # noqa: F401 (re-exported: evalcmd and tests import it here)
+    read_text_file,
+)
+from .inputcheck import check_cache_dir, check_path_arg
 from .results import handoff_model
+from .runfolder import RUN_MARKER, is_run_folder
 from .stage_seal import stage_problem
 from .training.extra_args import check_recipe as check_training_args
-
-RUN_MARKER = "config.resolved.yaml"
-
-
-def is_run_folder(path: Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / RUN_MARKER).is_file()
 
 
 def require_run_folder(path: Path, command: str) -> Path:
@@ -110,86 +107,7 @@ def select_stages(recipe: Recipe, text: str | None, from_stage: int | None) -> l
     return chosen
 
 
-# ---- files the recipe names ----
-
-
-def check_ifeval_file(path: Path, what: str) -> int:
-    """An IFEval-format input file, checked row by row (fields, instruction ids, their arguments)
-    without scoring anything; returns its number of prompts. `what` names the option or key."""
-    from .tasks.constraints import checker_kwargs
-    from .tasks.ifeval import IFEvalRow, resolve_letters
-
-    text = read_text_file(path, what, "an IFEval-format JSONL file")
-    rows = 0
-    keys: dict[str, int] = {}  # key -> line: rows become records with id ifeval-<key>, so keys must differ
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{what} {path}:{n}"
-        try:
-            row = IFEvalRow.model_validate_json(line)
-        except ValidationError as e:
-            raise _row_error(e, where) from e
-        if str(row.key) in keys:
-            raise UserError(
-                f"{where}: key {row.key!r} was already used on line {keys[str(row.key)]}",
-                "give every row its own key",
-            )
-        keys[str(row.key)] = n
-        if len(row.instruction_id_list) != len(row.kwargs):
-            raise UserError(
-                f"{where}: {len(row.instruction_id_list)} instruction ids but {len(row.kwargs)} kwargs",
-                "give one kwargs object per instruction id",
-            )
-        row = resolve_letters(row)[0]  # scored with a seeded draw, as tasks/ifeval.py documents
-        check_finite_kwargs(row.kwargs, where)
-        for i, tid in enumerate(row.instruction_id_list):
-            try:
-                checker_kwargs(tid, row.kwargs_for(i), row.prompt)
-            except UserError as e:
-                raise UserError(f"{where}: {e.cause}", e.fix) from e
-        rows += 1
-    if not rows:
-        raise UserError(f"{what} {path} has no prompts", "pass a non-empty IFEval-format JSONL file")
-    return rows
-
-
-def check_responses_file(path: Path, what: str) -> None:
-    """A {prompt, response} JSONL file, every row readable (scoring reports unanswered prompts)."""
-    from .tasks.ifeval import ResponseRow
-
-    text = read_text_file(path, what, "a {prompt, response} JSONL file")
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                ResponseRow.model_validate_json(line)
-            except ValidationError as e:
-                raise _row_error(e, f"{what} {path}:{n}", "prompt, response") from e
-
-
-def _row_error(
-    err: ValidationError, where: str, fields: str = "key, prompt, instruction_id_list, kwargs"
-) -> UserError:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "missing":
-        return UserError(f"{where}: field '{field}' is missing", f"each row needs {fields}")
-    if first["type"].startswith("json"):
-        return UserError(f"{where}: not valid JSON ({first['msg']})", "write one JSON object per line")
-    return UserError(f"{where}: field '{field or '(row)'}': {first['msg']}", f"each row needs {fields}")
-
-
-def read_text_file(path: Path, what: str, kind: str) -> str:
-    if not path.exists():
-        raise UserError(f"{what} {path} does not exist", f"give the path of {kind}")
-    if not path.is_file():
-        raise UserError(f"{what} {path} is a folder, not a file", f"give the path of {kind}")
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start})", "save it as UTF-8") from e
-    except OSError as e:
-        raise UserError(f"{what} {path} cannot be read: {e.strerror}", "check its permissions") from e
+# ---- files the recipe names (their row checks live in filecheck.py) ----
 
 
 def check_recipe_files(recipe: Recipe):
@@ -247,6 +165,27 @@ def check_models(recipe: Recipe) -> None:
     for i, st in enumerate(recipe.stages):
         if st.judge.reward_model is not None:
             check_reference(st.judge.reward_model, f"stages.{i}.judge.reward_model")
+
+
+def check_target_modules(recipe) -> None:
+    """Every stage's lora.target_modules names modules the generator has (read from its weight files'
+    headers), so a typo stops the run now rather than when training starts, after the baseline.
+    A hub model, or an embedded one not yet converted, is checked when training loads it."""
+    from .modelcheck import module_names, unmatched_target
+    from .models import cache_dir
+
+    ref = recipe.model.generator
+    folder = cache_dir() / ref.removeprefix("embedded:") / "hf" if ref.startswith("embedded:") else Path(ref)
+    modules = module_names(folder) if folder.is_dir() else None
+    if modules is None:
+        return
+    for i, st in enumerate(recipe.stages):
+        if (bad := unmatched_target(st.lora.target_modules, modules)) is not None:
+            shown = sorted({m.rsplit(".", 1)[-1] for m in modules if not m.rsplit(".", 1)[-1].isdigit()})[:12]
+            raise UserError(
+                f"stages.{i}.lora.target_modules: {bad!r} names no module of {ref}",
+                f"use 'all-linear' or names such as: {', '.join(shown)}",
+            )
 
 
 # The optional extras each setting needs: (module to find, extra to install).

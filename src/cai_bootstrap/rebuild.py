@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import Recipe, load_recipe
 from .errors import UserError
-from .preflight import RUN_MARKER, is_run_folder
+from .runfolder import RUN_MARKER, is_run_folder
 
 
 def lost_its_config(path: Path) -> bool:

@@ -8,7 +8,6 @@ appended to `shards/part-*.jsonl`; a killed step resumes from them with no dupli
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import StepFailed, UserError
 from .fsguard import refuse_links, remove_tree
+from .runfolder import RunLock, check_lock_path  # noqa: F401 (re-exported: callers import them from store)
 
 CACHE_VERSION = 2  # 2: manifests vouch for files; signatures from step declarations (runner.py)
 T = TypeVar("T", bound=BaseModel)
@@ -357,45 +357,6 @@ def step_state(folder: Path, signature: str | None, running: bool = False) -> St
     if signature is not None and sig != signature:
         return State("stale", "its settings, models, resources or inputs changed since it was made", m)
     return State("done", "", m)
-
-
-def check_lock_path(path: Path) -> None:
-    """RUN_DIR/.lock, when it exists, is a plain file (a folder or a link there is no lock of ours)."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        what = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
-        raise UserError(
-            f"the run's lock {path} is {what}, not a lock file",
-            f"if no run is writing {path.parent}, remove it (rm -r {path}) and start again",
-        )
-
-
-class RunLock:
-    """An exclusive flock on RUN_DIR/.lock: a second run on the same directory stops at once."""
-
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / ".lock"
-        self.fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        check_lock_path(self.path)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            os.close(self.fd)
-            raise UserError(
-                f"another cai-bootstrap run is writing {self.path.parent}",
-                "wait for it to finish, or start this one in another folder with --set run.name=NAME",
-            ) from e
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
 
 
 def run_chunked(step: Step, items: list, size: int, schema: type[T], work, ids_of) -> list[T]:

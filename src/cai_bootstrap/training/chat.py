@@ -21,7 +21,7 @@ from pathlib import Path
 
 from transformers import GenerationConfig
 
-from ..tasks import frame
+from .. import frame
 
 _HEAD = (
     "{%- if bos_token %}{{ bos_token }}{% endif -%}"

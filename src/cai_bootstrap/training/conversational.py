@@ -18,10 +18,10 @@ from pathlib import Path
 from datasets import Dataset
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import frame
 from ..errors import StepFailed
 from ..records import Instruction, PreferencePair, SFTExample
 from ..store import read_jsonl, write_jsonl
-from ..tasks import frame
 from .chat import install_frame
 from .data import preference_dataset, sft_dataset
 
