@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from cai_bootstrap.cli import app
 from cai_bootstrap.engines.holder import model_identity
+from cai_bootstrap.stage_seal import seal_stage
 from test_pipeline import _recipe
 
 
@@ -80,6 +81,7 @@ def test_from_stage_refuses_a_damaged_stage_json(tmp_path, tiny_model_dir):
     (tmp_path / "run" / "stage1").mkdir(parents=True)
     (tmp_path / "run" / "config.resolved.yaml").write_text(open(path).read())  # a run folder
     (tmp_path / "run" / "stage1" / "stage.json").write_text('{"model": "x"}')
+    seal_stage(tmp_path / "run" / "stage1")  # sealed, so its content (not a missing seal) is what is refused
     res = CliRunner().invoke(app, ["run", "--recipe", path, "--from-stage", "2", "--quiet"])
     assert res.exit_code == 2, res.output
     assert "is damaged" in res.output and "run stage 1 first" in res.output
