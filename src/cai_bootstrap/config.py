@@ -132,7 +132,7 @@ class ModelWrittenSettings(_Strict):
     )
     shots: int = Field(3, ge=1, le=8, description="packaged examples shown in each prompt")
     temperature: float = Field(0.9, ge=0, description="sampling temperature of the writing model")
-    top_p: float = Field(0.95, gt=0, le=1)
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass of the writing model")
     max_new_tokens: int = Field(160, ge=16, description="tokens per completion")
 
 
