@@ -2,6 +2,7 @@
 from its shards (nothing sampled again) and redoes no finished step, because health thresholds are
 signature_exempt (health.GATE_EXEMPT). One tiny random model through the CLI, as tests/test_pipeline.py."""
 
+import hashlib
 import json
 
 import yaml
@@ -34,8 +35,11 @@ def test_loosened_gate_resumes_the_stopped_step(tmp_path, tiny_model_dir):
     # Mark one finished answer in the shards: a resumed step keeps it, a redone one samples it again.
     shard = sorted((rnd / "responses" / "shards").glob("part-*.jsonl"))[0]
     lines = shard.read_text().splitlines()
-    marked = json.loads(lines[0]) | {"text": SENTINEL}
-    shard.write_text("\n".join([json.dumps(marked), *lines[1:]]) + "\n")
+    # A shard line wraps the record's JSON text with its sha256 (store.py), so the mark is re-hashed.
+    marked = json.loads(json.loads(lines[0])["record"]) | {"text": SENTINEL}
+    text = json.dumps(marked)
+    line = json.dumps({"record": text, "sha256": hashlib.sha256(text.encode()).hexdigest()})
+    shard.write_text("\n".join([line, *lines[1:]]) + "\n")
 
     # Loosened as the message says; a pairs bar no tiny run reaches stops the second run early.
     _with(recipe, responses={"max_truncated_fraction": 1.0}, pairs={"min_pairs": 10_000})
