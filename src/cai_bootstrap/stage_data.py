@@ -22,7 +22,7 @@ from .store import atomic_write_text, read_jsonl, sha256_file, write_jsonl
 from .tasks.content_checks import relevance_scorer
 from .training.conversational import write_conversational
 
-FRAME = "tasks/frame.py"
+FRAME = "frame.py"  # the frame itself (tasks/frame.py only re-exports it)
 # Template text no answer may copy (content_guards.py), with the constraint wordings in tasks/data.
 GUARD_TEMPLATES = tuple(f"templates/{t}" for t in content_guards.TEMPLATES)
 TASK_DATA = ("tasks/data", "tasks/curriculum/data", "data/redteam_topics.yaml")

@@ -1,6 +1,6 @@
 """The project's prompt frame as a transformers chat template, so a merged model works with messages.
 
-    install_frame(tokenizer)   # tokenizer.chat_template renders messages into tasks/frame.py's frame
+    install_frame(tokenizer)   # tokenizer.chat_template renders messages into frame.py's frame
     frame_generation_config(model_dir, max_new_tokens)  # greedy, with the frame's stop strings
 
 Rendering (the same text `frame.prompt` and `frame.completion` build, checked in tests):
